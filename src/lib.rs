@@ -1,0 +1,35 @@
+//! vigil: real-time video anomaly detection with RTFM.
+//!
+//! Layout (only `source` knows OpenCV, only `features` knows ONNX Runtime, only `pipeline`
+//! knows threads; `scorer` and `alert` are pure so every front end shares them):
+//!
+//! - [`cli`]: subcommands and flags; [`cmd`]: one file per subcommand, wiring only.
+//! - [`model`]: the model directory manifest (`model.toml`), validated at load.
+//! - [`source`]: frame sources (OpenCV files and streams) producing owned frames.
+//! - [`preprocess`]: pure frame -> clip tensor recipes (resize, crop, normalise, snippets).
+//! - [`features`]: the feature extractor trait and its ONNX Runtime implementation.
+//! - [`rtfm`]: the RTFM network (candle), its weights and the PyTorch checkpoint importer.
+//! - [`scorer`]: offline and ring-buffer window scoring of snippet features.
+//! - [`alert`]: the alert hysteresis / cooldown state machine and its events.
+//! - [`pipeline`]: the threaded replay pipeline with bounded channels.
+//! - [`npy`]: NumPy `.npy` reading and writing for feature files.
+//! - [`output`]: score files (JSONL / CSV) and plots.
+//! - [`eval`]: ground truth handling.
+//! - [`stats`]: latency percentiles for `bench`.
+//! - [`error`]: the documented exit codes.
+
+pub mod alert;
+pub mod cli;
+pub mod cmd;
+pub mod error;
+pub mod eval;
+pub mod features;
+pub mod model;
+pub mod npy;
+pub mod output;
+pub mod pipeline;
+pub mod preprocess;
+pub mod rtfm;
+pub mod scorer;
+pub mod source;
+pub mod stats;

@@ -1,0 +1,69 @@
+//! The RTFM network (Tian et al., ICCV 2021) in candle: one definition for inference and training,
+//! widths taken from the model manifest, weights stored as safetensors under the reference
+//! checkpoint's tensor names, and the importer for PyTorch checkpoints (zip and legacy formats).
+
+mod checkpoint;
+mod net;
+
+pub use checkpoint::{import_checkpoint, ImportedCheckpoint};
+pub use net::{ForwardOutput, Rtfm, ScoreOutput};
+
+use serde::{Deserialize, Serialize};
+
+/// The `[rtfm]` widths of `model.toml`. Reference values: 2048 / 512 / 256 / [512, 128].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RtfmWidths {
+    /// Feature dimension D (input and temporal-block output width).
+    pub feature_dim: usize,
+    /// Output channels of each of the three dilated convolutions and conv_4 (reference 512).
+    pub temporal_width: usize,
+    /// Inner width of the non-local block (reference 256).
+    pub nonlocal_width: usize,
+    /// Hidden widths of the head's fc1 and fc2 (reference [512, 128]).
+    pub head: [usize; 2],
+}
+
+impl RtfmWidths {
+    /// The published network's widths.
+    pub const REFERENCE: RtfmWidths =
+        RtfmWidths { feature_dim: 2048, temporal_width: 512, nonlocal_width: 256, head: [512, 128] };
+
+    /// The residual add needs 4 * temporal_width == feature_dim; every width must be positive.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.feature_dim == 0 || self.temporal_width == 0 || self.nonlocal_width == 0 || self.head.contains(&0) {
+            return Err("every RTFM width must be positive".into());
+        }
+        if 4 * self.temporal_width != self.feature_dim {
+            return Err(format!(
+                "temporal_width ({}) times 4 must equal feature_dim ({}): the temporal block's concatenation is added to its input",
+                self.temporal_width, self.feature_dim
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Errors of loading, running or importing the network.
+#[derive(Debug, thiserror::Error)]
+pub enum RtfmError {
+    #[error("RTFM weights {path}: {reason}")]
+    Weights { path: String, reason: String },
+    #[error("features have shape {got:?}; expected [T >= 1, crops >= 1, {dim}]")]
+    Input { got: Vec<usize>, dim: usize },
+    #[error("RTFM computation failed: {0}")]
+    Compute(#[from] candle_core::Error),
+}
+
+/// Errors of importing a PyTorch checkpoint.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("checkpoint {path}: {reason}")]
+    Read { path: String, reason: String },
+    #[error("checkpoint {path}: missing tensors {missing:?}")]
+    Missing { path: String, missing: Vec<String> },
+    #[error("checkpoint {path}: unexpected tensors {extra:?}")]
+    Extra { path: String, extra: Vec<String> },
+    #[error("checkpoint {path}: tensor {name} has shape {got:?}, expected {expected:?}")]
+    Shape { path: String, name: String, got: Vec<usize>, expected: Vec<usize> },
+}
