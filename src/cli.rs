@@ -1,1 +1,163 @@
-//! (in progress)
+//! The command line: subcommands and their flags (clap derive). Defaults that belong to a model
+//! (scorer window, alert thresholds) live in its manifest; flags here only override them.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(name = "vigil", version, about = "Real-time video anomaly detection with RTFM")]
+pub struct Cli {
+    /// Log filter (tracing EnvFilter syntax), e.g. `info`, `vigil=debug`. Overrides RUST_LOG.
+    #[arg(long, global = true)]
+    pub log: Option<String>,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ModeArg {
+    Offline,
+    Window,
+}
+
+impl From<ModeArg> for crate::scorer::ScoreMode {
+    fn from(m: ModeArg) -> Self {
+        match m {
+            ModeArg::Offline => crate::scorer::ScoreMode::Offline,
+            ModeArg::Window => crate::scorer::ScoreMode::Window,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Replay video files: scores, alert events (JSON lines on stdout), optional score file and plot.
+    Replay(ReplayArgs),
+    /// Score RTFM feature files ([T, crops, D] .npy) without any video.
+    Score(ScoreArgs),
+    /// Import a reference PyTorch RTFM checkpoint into a vigil model directory.
+    Import(ImportArgs),
+    /// Measure decode-only and whole-pipeline throughput and per-stage latency on a video.
+    Bench(BenchArgs),
+}
+
+/// Flags shared by commands that load a model.
+#[derive(Debug, Args, Clone)]
+pub struct ModelArgs {
+    /// Model directory (holds model.toml). Default: $VIGIL_MODEL, else models/default.
+    #[arg(long, value_name = "DIR")]
+    pub model: Option<PathBuf>,
+}
+
+/// Scorer overrides.
+#[derive(Debug, Args, Clone)]
+pub struct ScorerArgs {
+    /// Scoring mode: offline (whole video, the reference numbers) or window (streaming ring buffer).
+    #[arg(long, value_enum)]
+    pub mode: Option<ModeArg>,
+    /// Window size in snippets (window mode).
+    #[arg(long, value_name = "N")]
+    pub window: Option<usize>,
+    /// Lookahead in snippets (window mode).
+    #[arg(long, value_name = "N")]
+    pub lookahead: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// Video files to replay, in order.
+    #[arg(required = true, value_name = "VIDEO")]
+    pub videos: Vec<PathBuf>,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub scorer: ScorerArgs,
+    /// Write every snippet's score and magnitude (.jsonl or .csv). With several videos, `{stem}`
+    /// in the path is replaced by each video's name; otherwise all go to one file.
+    #[arg(long, value_name = "FILE")]
+    pub scores: Option<PathBuf>,
+    /// Draw score against time with alert spans (.svg or .png). `{stem}` as for --scores; with
+    /// several videos and no `{stem}`, the video name is inserted before the extension.
+    #[arg(long, value_name = "FILE")]
+    pub plot: Option<PathBuf>,
+    /// Frame-level ground truth (.npy, RTFM layout: one value per frame, videos concatenated in
+    /// order, each padded to T*16 frames) drawn on the plot.
+    #[arg(long, value_name = "FILE")]
+    pub gt: Option<PathBuf>,
+    /// ONNX Runtime intra-op threads for the feature extractor.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub threads: usize,
+    /// Never show the progress bar (it shows only on a terminal anyway).
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ScoreArgs {
+    /// Feature files ([T, crops, D] or [T, D], float32 or float64).
+    #[arg(required = true, value_name = "FEATURES.npy")]
+    pub features: Vec<PathBuf>,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Print, per file, one JSON object with the arrays `scores` and `magnitudes`.
+    #[arg(long)]
+    pub json: bool,
+    /// Scoring mode (default offline: the whole file at once, as the reference evaluates).
+    #[arg(long, value_enum, default_value_t = ModeArg::Offline)]
+    pub mode: ModeArg,
+    /// Window size in snippets (window mode; default from the manifest).
+    #[arg(long, value_name = "N")]
+    pub window: Option<usize>,
+    /// Lookahead in snippets (window mode; default from the manifest).
+    #[arg(long, value_name = "N")]
+    pub lookahead: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// A `torch.save(state_dict)` file of the reference RTFM code (zip or legacy format).
+    #[arg(value_name = "CHECKPOINT")]
+    pub checkpoint: PathBuf,
+    /// Model directory to create (must not exist, or be empty, unless --force).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Crops per snippet of the features this model will score (reference: 10).
+    #[arg(long, default_value_t = 10)]
+    pub crops: usize,
+    /// Copy the feature extractor and preprocessing recipe from this model directory, so the
+    /// imported model can replay videos (its feature width must match the checkpoint's).
+    #[arg(long, value_name = "DIR")]
+    pub extractor_from: Option<PathBuf>,
+    /// Overwrite files in an existing output directory.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Video to measure on.
+    #[arg(value_name = "VIDEO")]
+    pub video: PathBuf,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub scorer: ScorerArgs,
+    /// Print one JSON object: decode_fps, pipeline_fps, stages.
+    #[arg(long)]
+    pub json: bool,
+    /// ONNX Runtime intra-op threads for the feature extractor.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub threads: usize,
+    /// Repeat the pipeline run this many times and keep the best (the first warms caches).
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    pub runs: usize,
+}

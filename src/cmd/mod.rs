@@ -1,1 +1,34 @@
-//! (in progress)
+//! One module per subcommand: wiring only (load, call the library, print). Algorithms live in
+//! the library modules so the daemon, benches and tests share them.
+
+pub mod bench;
+pub mod import;
+pub mod replay;
+pub mod score;
+
+use crate::cli::{ModelArgs, ScorerArgs};
+use crate::model::{default_model_dir, ModelDir, ModelError};
+use crate::scorer::ScorerConfig;
+use std::path::PathBuf;
+
+/// Loads the model named by `--model`, or the default one.
+pub fn load_model(args: &ModelArgs) -> Result<ModelDir, ModelError> {
+    let dir: PathBuf = args.model.clone().unwrap_or_else(default_model_dir);
+    ModelDir::load(&dir)
+}
+
+/// The manifest's scorer settings with command-line overrides applied and checked.
+pub fn scorer_config(model: &ModelDir, args: &ScorerArgs) -> anyhow::Result<ScorerConfig> {
+    let mut cfg = model.manifest.scorer;
+    if let Some(m) = args.mode {
+        cfg.mode = m.into();
+    }
+    if let Some(w) = args.window {
+        cfg.window = w;
+    }
+    if let Some(l) = args.lookahead {
+        cfg.lookahead = l;
+    }
+    cfg.validate().map_err(|(k, r)| anyhow::anyhow!("--{k}: {r}"))?;
+    Ok(cfg)
+}

@@ -1,1 +1,1 @@
-//! (in progress)
+//! Evaluation: ground truth handling and metrics (frame-level ROC AUC, PR AUC) grow here.

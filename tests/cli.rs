@@ -1,0 +1,287 @@
+//! End-to-end tests of the `vigil` binary: real video files decoded by OpenCV, the shipped ONNX
+//! model run by the real ONNX Runtime, and every kind of bad input with its exit code.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const VTEST: &str = "/usr/share/doc/opencv-doc/examples/data/vtest.avi";
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn default_model() -> PathBuf {
+    root().join("models/default")
+}
+
+fn vigil(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("vigil binary runs")
+}
+
+fn vtest() -> &'static str {
+    assert!(Path::new(VTEST).is_file(), "{VTEST} is missing: run scripts/setup.sh (Debian package opencv-doc)");
+    VTEST
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[track_caller]
+fn assert_fails(o: &Output, code: i32, needles: &[&str]) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(code), "expected exit {code}; stderr:\n{err}");
+    for n in needles {
+        assert!(err.contains(n), "stderr lacks {n:?}:\n{err}");
+    }
+    assert!(!err.contains("panicked"), "no panic:\n{err}");
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().expect("utf-8 path")
+}
+
+/// A copy of the default model in a temp dir, with its manifest edited by `edit`.
+fn model_with(edit: impl Fn(&str) -> String) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(default_model()).unwrap() {
+        let e = entry.unwrap();
+        std::fs::copy(e.path(), dir.path().join(e.file_name())).unwrap();
+    }
+    let m = dir.path().join("model.toml");
+    let text = std::fs::read_to_string(&m).unwrap();
+    std::fs::write(&m, edit(&text)).unwrap();
+    dir
+}
+
+#[test]
+fn replay_vtest_writes_scores_plot_and_valid_events() {
+    let out = tempfile::tempdir().unwrap();
+    let scores = out.path().join("s.jsonl");
+    let csv = out.path().join("s.csv");
+    let svg = out.path().join("p.svg");
+    let o = vigil(&["replay", vtest(), "--scores", p(&scores), "--plot", p(&svg)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for line in String::from_utf8_lossy(&o.stdout).lines() {
+        let v: Value = serde_json::from_str(line).expect("each stdout line is a JSON event");
+        assert!(v["event"] == "start" || v["event"] == "end");
+        assert!(v["id"].as_str().is_some_and(|s| !s.is_empty()));
+    }
+    let lines: Vec<Value> = std::fs::read_to_string(&scores)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // 795 frames -> ceil(795 / 16) = 50 snippets, the last loop-padded.
+    assert_eq!(lines.len(), 50);
+    for (i, l) in lines.iter().enumerate() {
+        assert_eq!(l["snippet"], i as u64);
+        assert_eq!(l["frame_start"], (i * 16) as u64);
+        let s = l["score"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&s));
+        assert!(l["magnitude"].as_f64().unwrap() > 0.0);
+    }
+    assert_eq!(lines[49]["frame_end"], 794);
+    // 10 fps: snippet 1 starts at 1.6 s.
+    assert!((lines[1]["time_start_s"].as_f64().unwrap() - 1.6).abs() < 0.11);
+    let svg_text = std::fs::read_to_string(&svg).unwrap();
+    assert!(svg_text.contains("<svg") && svg_text.contains("polyline"));
+
+    // The same replay in offline mode to CSV.
+    let o = vigil(&["replay", vtest(), "--mode", "offline", "--scores", p(&csv)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(&csv).unwrap();
+    assert_eq!(text.lines().count(), 51);
+    assert!(text.starts_with("source,snippet,"));
+}
+
+#[test]
+fn replay_missing_empty_truncated_and_garbage_videos() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = vigil(&["replay", "/nonexistent/clip.avi"]);
+    assert_fails(&o, 3, &["/nonexistent/clip.avi", "does not exist"]);
+
+    let empty = dir.path().join("empty.avi");
+    std::fs::write(&empty, b"").unwrap();
+    assert_fails(&vigil(&["replay", p(&empty)]), 3, &["empty.avi", "empty"]);
+
+    let garbage = dir.path().join("garbage.mp4");
+    std::fs::write(&garbage, vec![0x5au8; 100_000]).unwrap();
+    assert_fails(&vigil(&["replay", p(&garbage)]), 3, &["garbage.mp4"]);
+
+    let truncated = dir.path().join("truncated.avi");
+    let bytes = std::fs::read(vtest()).unwrap();
+    std::fs::write(&truncated, &bytes[..20_000]).unwrap();
+    assert_fails(&vigil(&["replay", p(&truncated)]), 3, &["truncated.avi"]);
+}
+
+#[test]
+fn replay_video_shorter_than_one_snippet() {
+    let dir = tempfile::tempdir().unwrap();
+    let short = dir.path().join("short.avi");
+    let st = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-i", vtest(), "-frames:v", "10", "-c:v", "mjpeg", p(&short)])
+        .status()
+        .expect("ffmpeg is installed (scripts/setup.sh)");
+    assert!(st.success());
+    assert_fails(&vigil(&["replay", p(&short)]), 3, &["short.avi", "10 frames", "16"]);
+}
+
+#[test]
+fn replay_ground_truth_length_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let gt = dir.path().join("gt.npy");
+    write_npy_f64(&gt, &vec![0.0; 100]);
+    let o = vigil(&["replay", vtest(), "--gt", p(&gt), "--plot", p(&dir.path().join("x.svg"))]);
+    assert_fails(&o, 8, &["gt.npy", "800"]);
+    // The right length works and draws the ground truth.
+    let mut labels = vec![0.0; 800];
+    labels[400..560].iter_mut().for_each(|v| *v = 1.0);
+    write_npy_f64(&gt, &labels);
+    let svg = dir.path().join("ok.svg");
+    let o = vigil(&["replay", vtest(), "--gt", p(&gt), "--plot", p(&svg)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
+fn unwritable_outputs_exit_7() {
+    let o = vigil(&["replay", vtest(), "--scores", "/nonexistent/dir/s.jsonl"]);
+    assert_fails(&o, 7, &["/nonexistent/dir/s.jsonl"]);
+    let o = vigil(&["replay", vtest(), "--scores", "/tmp/s.txt"]);
+    assert_fails(&o, 7, &["s.txt", ".jsonl or .csv"]);
+}
+
+#[test]
+fn bad_model_directories_exit_4() {
+    let o = vigil(&["replay", vtest(), "--model", "/nonexistent/model"]);
+    assert_fails(&o, 4, &["/nonexistent/model", "does not exist"]);
+
+    let m = model_with(|t| t.replace("snippet_frames = 16\n", ""));
+    assert_fails(&vigil(&["replay", vtest(), "--model", p(m.path())]), 4, &["model.toml", "snippet_frames"]);
+
+    let m = model_with(|t| t.replace("dim = 256", "dim = \"wide\""));
+    assert_fails(&vigil(&["replay", vtest(), "--model", p(m.path())]), 4, &["model.toml", "dim"]);
+
+    let m = model_with(|t| t.replace("[scorer]", "[scorer]\nwindo = 3"));
+    assert_fails(&vigil(&["replay", vtest(), "--model", p(m.path())]), 4, &["model.toml", "windo"]);
+
+    let m = model_with(|t| t.replace("off = 0.4", "off = 0.9"));
+    assert_fails(&vigil(&["replay", vtest(), "--model", p(m.path())]), 4, &["alert.off"]);
+
+    // The manifest says 16 frames per snippet but the ONNX model's real input says so too: make
+    // the manifest disagree with the ONNX file and the loader must notice.
+    let m = model_with(|t| {
+        t.replace("input_shape = [-1, 1, 16, 96, 128]", "input_shape = [-1, 1, 8, 96, 128]")
+            .replace("snippet_frames = 16", "snippet_frames = 8")
+    });
+    assert_fails(&vigil(&["replay", vtest(), "--model", p(m.path())]), 4, &["extractor.onnx", "8"]);
+
+    let m = model_with(|t| t.to_string());
+    std::fs::write(m.path().join("extractor.onnx"), b"this is not an onnx model").unwrap();
+    let m2 = model_with(|t| t.replace("sha256 = ", "# sha256 = "));
+    std::fs::write(m2.path().join("extractor.onnx"), b"this is not an onnx model").unwrap();
+    assert_fails(&vigil(&["replay", vtest(), "--model", p(m.path())]), 4, &["extractor.onnx"]);
+    assert_fails(&vigil(&["replay", vtest(), "--model", p(m2.path())]), 4, &["extractor.onnx"]);
+
+    let m = model_with(|t| t.to_string());
+    std::fs::write(m.path().join("rtfm.safetensors"), b"nope").unwrap();
+    assert_fails(&vigil(&["replay", vtest(), "--model", p(m.path())]), 4, &["rtfm.safetensors"]);
+}
+
+fn write_npy_f64(path: &Path, data: &[f64]) {
+    let mut header = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': ({},), }}", data.len());
+    let total = 10 + header.len() + 1;
+    header.push_str(&" ".repeat((64 - total % 64) % 64));
+    header.push('\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
+    for v in data {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    std::fs::write(path, out).unwrap();
+}
+
+fn write_npy_raw(path: &Path, descr: &str, shape: &str, data: &[u8]) {
+    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
+    let total = 10 + header.len() + 1;
+    header.push_str(&" ".repeat((64 - total % 64) % 64));
+    header.push('\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
+    out.extend_from_slice(data);
+    std::fs::write(path, out).unwrap();
+}
+
+#[test]
+fn score_feature_files_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let f32s: Vec<u8> = (0..(7 * 256)).flat_map(|i| ((i % 13) as f32 * 0.1).to_le_bytes()).collect();
+    let a = dir.path().join("a.npy");
+    write_npy_raw(&a, "<f4", "(7, 1, 256)", &f32s);
+    let f64s: Vec<u8> = (0..(2 * 256)).flat_map(|i| ((i % 5) as f64 * 0.2).to_le_bytes()).collect();
+    let b = dir.path().join("b.npy");
+    write_npy_raw(&b, "<f8", "(2, 256)", &f64s);
+    let o = vigil(&["score", p(&a), p(&b), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let rows: Vec<Value> =
+        String::from_utf8_lossy(&o.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["scores"].as_array().unwrap().len(), 7);
+    assert_eq!(rows[0]["magnitudes"].as_array().unwrap().len(), 7);
+    assert_eq!(rows[1]["scores"].as_array().unwrap().len(), 2, "T = 2 works");
+    // Window mode with a window covering the file gives the offline numbers.
+    let o = vigil(&["score", p(&a), "--json", "--mode", "window", "--window", "8", "--lookahead", "7"]);
+    let w: Value = serde_json::from_str(String::from_utf8_lossy(&o.stdout).lines().next().unwrap()).unwrap();
+    assert_eq!(w["scores"], rows[0]["scores"]);
+}
+
+#[test]
+fn score_bad_feature_files_exit_5() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_fails(&vigil(&["score", "/nonexistent/f.npy"]), 5, &["/nonexistent/f.npy"]);
+    let obj = dir.path().join("obj.npy");
+    write_npy_raw(&obj, "|O", "(3,)", &[0u8; 24]);
+    assert_fails(&vigil(&["score", p(&obj)]), 5, &["obj.npy", "object"]);
+    let ints = dir.path().join("ints.npy");
+    write_npy_raw(&ints, "<i4", "(2, 1, 256)", &[0u8; 2048]);
+    assert_fails(&vigil(&["score", p(&ints)]), 5, &["ints.npy", "float32"]);
+    let wide = dir.path().join("wide.npy");
+    write_npy_raw(&wide, "<f4", "(2, 1, 2048)", &vec![0u8; 2 * 2048 * 4]);
+    assert_fails(&vigil(&["score", p(&wide)]), 5, &["wide.npy", "256"]);
+    let rank = dir.path().join("rank.npy");
+    write_npy_raw(&rank, "<f4", "(2, 1, 1, 256)", &vec![0u8; 2 * 256 * 4]);
+    assert_fails(&vigil(&["score", p(&rank)]), 5, &["rank.npy", "[T, crops, 256]"]);
+    let trunc = dir.path().join("trunc.npy");
+    write_npy_raw(&trunc, "<f4", "(9, 1, 256)", &[0u8; 100]);
+    assert_fails(&vigil(&["score", p(&trunc)]), 5, &["trunc.npy", "truncated"]);
+}
+
+#[test]
+fn bench_reports_json() {
+    let o = vigil(&["bench", vtest(), "--json", "--runs", "1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v["decode_fps"].as_f64().unwrap() > 0.0);
+    assert!(v["pipeline_fps"].as_f64().unwrap() > 0.0);
+    for stage in ["decode", "preprocess", "features", "scorer", "alert"] {
+        let s = &v["stages"][stage];
+        assert!(s["count"].as_u64().unwrap() > 0, "{stage}");
+        assert!(s["p50_ms"].as_f64().unwrap() <= s["p99_ms"].as_f64().unwrap());
+    }
+    assert_eq!(v["frames"], 795);
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let o = vigil(&["replay"]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = vigil(&["frobnicate"]);
+    assert_eq!(o.status.code(), Some(2));
+}
