@@ -74,9 +74,9 @@ N_T_OUT = T_FRAMES - TEMPORAL_TAPS + 1  # 8 valid time steps, together they cove
 GRID = 4                # 4x4 spatial pooling cells (12x16 px each at 48x64)
 # log(1 + k x) compression gains, chosen on vtest.avi so normal-scene features sit around
 # 0.1..3 and strong events reach ~5..10 without overflow.
-K_MOTION = 2000.0       # directional / non-directional motion energy
-K_FRAMEDIFF = 200.0     # squared frame difference
-K_GRADIENT = 100.0      # squared spatial gradient
+K_MOTION = 1.0e5       # directional / non-directional motion energy
+K_FRAMEDIFF = 1000.0     # squared frame difference
+K_GRADIENT = 1000.0      # squared spatial gradient
 
 DIRECTIONS_DEG = tuple(ORIENTATIONS_DEG) + tuple(o + 180.0 for o in ORIENTATIONS_DEG)
 SPEEDS = ("slow", "fast")
