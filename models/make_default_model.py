@@ -629,8 +629,8 @@ def main() -> int:
         return 2
 
     out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
     try:
+        out.mkdir(parents=True, exist_ok=True)
         model = build_extractor()
         onnx_path = out / EXTRACTOR_FILE
         onnx_path.write_bytes(model.SerializeToString())
