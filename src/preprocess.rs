@@ -131,9 +131,21 @@ pub struct Snippet {
 #[derive(Debug, thiserror::Error)]
 pub enum PreprocessError {
     #[error("frame {index} is {width}x{height}, smaller than the {crop_width}x{crop_height} crop")]
-    TooSmall { index: u64, width: u32, height: u32, crop_width: u32, crop_height: u32 },
+    TooSmall {
+        index: u64,
+        width: u32,
+        height: u32,
+        crop_width: u32,
+        crop_height: u32,
+    },
     #[error("frame {index} has {got} bytes, expected {expected} for {width}x{height} BGR")]
-    BadBuffer { index: u64, got: usize, expected: usize, width: u32, height: u32 },
+    BadBuffer {
+        index: u64,
+        got: usize,
+        expected: usize,
+        width: u32,
+        height: u32,
+    },
 }
 
 /// Applies a [`Recipe`] to single frames.
@@ -150,7 +162,12 @@ impl Preprocessor {
     }
     /// Resize, convert, crop and normalise one frame.
     pub fn prepare(&self, frame: &Frame) -> Result<PreparedFrame, PreprocessError> {
-        Ok(PreparedFrame { index: frame.index, pts_ms: frame.pts_ms, captured: frame.captured, data: vec![] })
+        Ok(PreparedFrame {
+            index: frame.index,
+            pts_ms: frame.pts_ms,
+            captured: frame.captured,
+            data: vec![],
+        })
     }
 }
 

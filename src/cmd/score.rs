@@ -9,7 +9,11 @@ pub fn run(args: &ScoreArgs) -> anyhow::Result<()> {
     let model = super::load_model(&args.model)?;
     let cfg = super::scorer_config(
         &model,
-        &ScorerArgs { mode: Some(args.mode), window: args.window, lookahead: args.lookahead },
+        &ScorerArgs {
+            mode: Some(args.mode),
+            window: args.window,
+            lookahead: args.lookahead,
+        },
     )?;
     let rtfm = model.load_rtfm()?;
     let dim = model.manifest.features.dim;

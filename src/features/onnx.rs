@@ -17,9 +17,16 @@ pub struct OnnxExtractor {
 impl OnnxExtractor {
     /// Loads `spec.file` relative to `model_dir` and checks its real input/output names and shapes
     /// against `spec`. `threads` is ONNX Runtime's intra-op thread count.
-    pub fn load(spec: &ExtractorSpec, model_dir: &Path, threads: usize) -> Result<Self, FeatureError> {
+    pub fn load(
+        spec: &ExtractorSpec,
+        model_dir: &Path,
+        threads: usize,
+    ) -> Result<Self, FeatureError> {
         let _ = (spec, threads);
-        Err(FeatureError::Model { path: model_dir.display().to_string(), reason: "not implemented".into() })
+        Err(FeatureError::Model {
+            path: model_dir.display().to_string(),
+            reason: "not implemented".into(),
+        })
     }
 }
 

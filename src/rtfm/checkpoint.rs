@@ -11,5 +11,8 @@ pub struct ImportedCheckpoint {
 
 /// Reads a `torch.save(state_dict)` file (zip or legacy format) with the 47 reference names.
 pub fn import_checkpoint(path: &Path) -> Result<ImportedCheckpoint, CheckpointError> {
-    Err(CheckpointError::Read { path: path.display().to_string(), reason: "not implemented".into() })
+    Err(CheckpointError::Read {
+        path: path.display().to_string(),
+        reason: "not implemented".into(),
+    })
 }

@@ -26,12 +26,20 @@ pub struct RtfmWidths {
 
 impl RtfmWidths {
     /// The published network's widths.
-    pub const REFERENCE: RtfmWidths =
-        RtfmWidths { feature_dim: 2048, temporal_width: 512, nonlocal_width: 256, head: [512, 128] };
+    pub const REFERENCE: RtfmWidths = RtfmWidths {
+        feature_dim: 2048,
+        temporal_width: 512,
+        nonlocal_width: 256,
+        head: [512, 128],
+    };
 
     /// The residual add needs 4 * temporal_width == feature_dim; every width must be positive.
     pub fn validate(&self) -> Result<(), String> {
-        if self.feature_dim == 0 || self.temporal_width == 0 || self.nonlocal_width == 0 || self.head.contains(&0) {
+        if self.feature_dim == 0
+            || self.temporal_width == 0
+            || self.nonlocal_width == 0
+            || self.head.contains(&0)
+        {
             return Err("every RTFM width must be positive".into());
         }
         if 4 * self.temporal_width != self.feature_dim {
@@ -65,5 +73,10 @@ pub enum CheckpointError {
     #[error("checkpoint {path}: unexpected tensors {extra:?}")]
     Extra { path: String, extra: Vec<String> },
     #[error("checkpoint {path}: tensor {name} has shape {got:?}, expected {expected:?}")]
-    Shape { path: String, name: String, got: Vec<usize>, expected: Vec<usize> },
+    Shape {
+        path: String,
+        name: String,
+        got: Vec<usize>,
+        expected: Vec<usize>,
+    },
 }

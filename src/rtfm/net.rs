@@ -33,7 +33,29 @@ pub struct Rtfm {
 impl Rtfm {
     /// Loads weights from a safetensors file stored under the reference tensor names.
     pub fn load(path: &Path, widths: &RtfmWidths) -> Result<Self, RtfmError> {
-        Err(RtfmError::Weights { path: path.display().to_string(), reason: format!("not implemented {widths:?}") })
+        Err(RtfmError::Weights {
+            path: path.display().to_string(),
+            reason: format!("not implemented {widths:?}"),
+        })
+    }
+    /// Builds the network from named tensors (checkpoint import).
+    pub fn from_tensors(
+        tensors: Vec<(String, candle_core::Tensor)>,
+        widths: &RtfmWidths,
+        origin: &Path,
+    ) -> Result<Self, RtfmError> {
+        let _ = tensors;
+        Err(RtfmError::Weights {
+            path: origin.display().to_string(),
+            reason: format!("not implemented {widths:?}"),
+        })
+    }
+    /// Writes the weights as safetensors under the reference names.
+    pub fn save(&self, path: &Path) -> Result<(), RtfmError> {
+        Err(RtfmError::Weights {
+            path: path.display().to_string(),
+            reason: "not implemented".into(),
+        })
     }
     pub fn widths(&self) -> &RtfmWidths {
         &self.widths
@@ -41,6 +63,9 @@ impl Rtfm {
     /// Scores one video's features `[T, crops, D]` (any T >= 1).
     pub fn score(&self, feats: ArrayView3<f32>) -> Result<ScoreOutput, RtfmError> {
         let t = feats.shape()[0];
-        Ok(ScoreOutput { scores: vec![0.0; t], magnitudes: vec![0.0; t] })
+        Ok(ScoreOutput {
+            scores: vec![0.0; t],
+            magnitudes: vec![0.0; t],
+        })
     }
 }

@@ -47,7 +47,11 @@ pub enum SourceError {
     #[error("video {name} holds no decodable frame (truncated or corrupt?)")]
     NoFrames { name: String },
     #[error("video {name}: decode failed at frame {frame}: {reason}")]
-    Decode { name: String, frame: u64, reason: String },
+    Decode {
+        name: String,
+        frame: u64,
+        reason: String,
+    },
 }
 
 /// A source of owned frames. `next_frame` returns `Ok(None)` at the end of a file.

@@ -11,7 +11,10 @@ pub struct OpenCvSource {
 impl OpenCvSource {
     /// Opens a video file, checking existence and size first so errors are specific.
     pub fn open_file(path: &Path) -> Result<Self, SourceError> {
-        Err(SourceError::Open { name: path.display().to_string(), reason: "not implemented".into() })
+        Err(SourceError::Open {
+            name: path.display().to_string(),
+            reason: "not implemented".into(),
+        })
     }
 }
 
@@ -26,5 +29,8 @@ impl FrameSource for OpenCvSource {
 
 /// Decodes every frame of `path` with OpenCV alone and returns (frames, seconds): the decode floor.
 pub fn decode_only(path: &Path) -> Result<(u64, f64), SourceError> {
-    Err(SourceError::Open { name: path.display().to_string(), reason: "not implemented".into() })
+    Err(SourceError::Open {
+        name: path.display().to_string(),
+        reason: "not implemented".into(),
+    })
 }
