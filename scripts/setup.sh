@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(pkg-config libopencv-dev clang libclang-dev opencv-doc ffmpeg fonts-dejavu-core python3-pip)
+APT_PACKAGES=(pkg-config libopencv-dev clang libclang-dev opencv-doc ffmpeg fonts-dejavu-core python3-pip mosquitto mosquitto-clients)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
