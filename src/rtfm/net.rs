@@ -66,16 +66,17 @@ impl Conv1d {
             let w = self.weight.squeeze(2)?.t()?;
             x.reshape((n * t, c_in))?.matmul(&w)?
         } else {
-            // Column block j holds x[t + (j - k/2) * dilation]; zero padding of `dilation * (k/2)`
-            // on both sides reproduces PyTorch's `padding = dilation` for k = 3 at any T, even
-            // when the dilation exceeds T (T = 1 with dilation 4 reads only padding).
+            // Column c * k + j holds x[t + (j - k/2) * dilation, c]: the flattening order of
+            // the PyTorch weight [out, in, k], so the weight is used as a free transposed view
+            // instead of being permuted (a strided copy of the whole weight on every call).
+            // Zero padding of `dilation * (k/2)` on both sides reproduces PyTorch's
+            // `padding = dilation` for k = 3 at any T, even when the dilation exceeds T.
             let d = self.dilation;
             let half = k / 2;
             let xp = x.pad_with_zeros(1, d * half, d * half)?;
             let slices = (0..k).map(|j| xp.narrow(1, j * d, t)).collect::<candle_core::Result<Vec<_>>>()?;
-            let cols = Tensor::cat(&slices, 2)?.reshape((n * t, k * c_in))?;
-            // [out, in, k] -> [k, in, out] so row j * in + c matches column block j, channel c.
-            let w = self.weight.permute((2, 1, 0))?.contiguous()?.reshape((k * c_in, c_out))?;
+            let cols = Tensor::stack(&slices, 3)?.reshape((n * t, c_in * k))?;
+            let w = self.weight.reshape((c_out, c_in * k))?.t()?;
             cols.matmul(&w)?
         };
         let y = y.reshape((n, t, c_out))?;
