@@ -12,7 +12,7 @@ const WEIGHTS: &str = "rtfm.safetensors";
 pub fn run(args: &ImportArgs) -> anyhow::Result<()> {
     let ckpt = import_checkpoint(&args.checkpoint)?;
     let widths = ckpt.widths;
-    let rtfm = Rtfm::from_tensors(ckpt.tensors, &widths, &args.checkpoint)?;
+    let rtfm = Rtfm::from_tensors(&widths, ckpt.tensors)?;
     let out = &args.out;
     prepare_out_dir(out, args.force)?;
 

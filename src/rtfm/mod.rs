@@ -4,6 +4,7 @@
 
 mod checkpoint;
 mod net;
+mod pickle;
 
 pub use checkpoint::{import_checkpoint, ImportedCheckpoint};
 pub use net::{ForwardOutput, Rtfm, ScoreOutput};
@@ -49,6 +50,44 @@ impl RtfmWidths {
             ));
         }
         Ok(())
+    }
+
+    /// Every float tensor of the reference checkpoint with its shape at these widths, sorted by
+    /// name. BatchNorm's `num_batches_tracked` counters are left out: inference never reads them.
+    /// This table is the single source of truth for loading, saving and importing weights.
+    pub fn tensor_shapes(&self) -> Vec<(String, Vec<usize>)> {
+        let (d, c, nl) = (self.feature_dim, self.temporal_width, self.nonlocal_width);
+        let [h1, h2] = self.head;
+        let mut out: Vec<(String, Vec<usize>)> = Vec::with_capacity(42);
+        let mut push = |name: String, shape: Vec<usize>| out.push((name, shape));
+        let bn = |push: &mut dyn FnMut(String, Vec<usize>), prefix: &str, width: usize| {
+            for field in ["weight", "bias", "running_mean", "running_var"] {
+                push(format!("{prefix}.{field}"), vec![width]);
+            }
+        };
+        for i in 1..=3 {
+            push(format!("Aggregate.conv_{i}.0.weight"), vec![c, d, 3]);
+            push(format!("Aggregate.conv_{i}.0.bias"), vec![c]);
+            bn(&mut push, &format!("Aggregate.conv_{i}.2"), c);
+        }
+        push("Aggregate.conv_4.0.weight".into(), vec![c, d, 1]);
+        push("Aggregate.conv_5.0.weight".into(), vec![d, d, 3]);
+        bn(&mut push, "Aggregate.conv_5.2", d);
+        for branch in ["g", "theta", "phi"] {
+            push(format!("Aggregate.non_local.{branch}.weight"), vec![nl, c, 1]);
+            push(format!("Aggregate.non_local.{branch}.bias"), vec![nl]);
+        }
+        push("Aggregate.non_local.W.0.weight".into(), vec![c, nl, 1]);
+        push("Aggregate.non_local.W.0.bias".into(), vec![c]);
+        bn(&mut push, "Aggregate.non_local.W.1", c);
+        push("fc1.weight".into(), vec![h1, d]);
+        push("fc1.bias".into(), vec![h1]);
+        push("fc2.weight".into(), vec![h2, h1]);
+        push("fc2.bias".into(), vec![h2]);
+        push("fc3.weight".into(), vec![1, h2]);
+        push("fc3.bias".into(), vec![1]);
+        out.sort();
+        out
     }
 }
 
