@@ -43,6 +43,8 @@ pub struct OpenCvSource {
     next_index: u64,
     last_pts_ms: f64,
     finished: bool,
+    /// Files announce a frame count that lets us detect truncation; live streams do not.
+    is_file: bool,
 }
 
 impl OpenCvSource {
@@ -53,7 +55,7 @@ impl OpenCvSource {
         check_file(path)?;
         let name = path.display().to_string();
         let cap = open_capture(path.as_os_str(), &name, &[])?;
-        Self::from_capture(cap, name)
+        Self::from_capture(cap, name, true)
     }
 
     /// Opens a network stream (RTSP, HTTP, ...). `name` (a camera id) is what appears in errors and
@@ -66,10 +68,10 @@ impl OpenCvSource {
             STREAM_TIMEOUT_MS,
         ];
         let cap = open_capture(std::ffi::OsStr::new(url), name, &params)?;
-        Self::from_capture(cap, name.to_string())
+        Self::from_capture(cap, name.to_string(), false)
     }
 
-    fn from_capture(cap: VideoCapture, name: String) -> Result<Self, SourceError> {
+    fn from_capture(cap: VideoCapture, name: String, is_file: bool) -> Result<Self, SourceError> {
         let prop = |id: i32| cap.get(id).unwrap_or(0.0);
         let fps = prop(CAP_PROP_FPS);
         // Some containers report 0 or absurd rates (e.g. 90000 for raw streams); timestamps and
@@ -91,6 +93,7 @@ impl OpenCvSource {
             next_index: 0,
             last_pts_ms: f64::NEG_INFINITY,
             finished: false,
+            is_file,
         };
         match source.decode_next() {
             Ok(Some(frame)) => {
@@ -100,7 +103,7 @@ impl OpenCvSource {
                 source.first = Some(frame);
                 Ok(source)
             }
-            Ok(None) | Err(SourceError::Decode { .. }) => {
+            Ok(None) | Err(SourceError::Decode { .. } | SourceError::Truncated { .. }) => {
                 Err(SourceError::NoFrames { name: source.info.name.clone() })
             }
             Err(e) => Err(e),
@@ -121,7 +124,10 @@ impl OpenCvSource {
         let got = self.cap.read(&mut self.mat).map_err(|e| decode_err(e.to_string()))?;
         if !got || self.mat.empty() {
             self.finished = true;
-            return Ok(None);
+            return match self.truncation(index) {
+                Some(err) => Err(err),
+                None => Ok(None),
+            };
         }
         let captured = Instant::now();
         if self.mat.typ() != CV_8UC3 {
@@ -136,6 +142,19 @@ impl OpenCvSource {
         self.last_pts_ms = pts_ms;
         self.next_index += 1;
         Ok(Some(Frame { index, pts_ms, width, height, data, captured }))
+    }
+
+    /// FFmpeg conceals damage and simply stops at a cut-off file, so the only sign of truncation is
+    /// ending well short of the header's frame count. Counts from some containers are estimates
+    /// (duration x fps), so a shortfall under one second or 2% is not reported.
+    fn truncation(&self, decoded: u64) -> Option<SourceError> {
+        let expected = self.info.frame_count.filter(|_| self.is_file)?;
+        let tolerance = (self.info.fps.ceil() as u64).max(expected / 50).max(2);
+        (decoded + tolerance < expected).then(|| SourceError::Truncated {
+            name: self.info.name.clone(),
+            decoded,
+            expected,
+        })
     }
 
     /// Container timestamp when it is plausible, else index / fps. "Plausible" = finite,
