@@ -1,9 +1,18 @@
 //! Pure preprocessing: owned BGR frames -> normalised crops -> 16-frame snippet clips.
-//! Knows nothing of OpenCV or ONNX Runtime. STUB: implemented by the source/preprocess work.
+//! Knows nothing of OpenCV or ONNX Runtime (it must stay pure Rust so replay, benches and tests
+//! give bit-identical clips everywhere) and never touches threads or I/O.
+//!
+//! Order of operations for one frame: resize (separable: a vertical pass over the interleaved
+//! `u8` rows, then a horizontal pass) -> colour (gray / RGB / BGR) and normalisation fused into
+//! the horizontal pass -> crops copied out as `[crops, C, H, W]`. Resizing before the colour
+//! conversion is exact because both are linear and all arithmetic stays in `f32`: unlike an
+//! OpenCV/PIL `uint8` pipeline nothing is rounded between steps, so values can differ from such a
+//! pipeline by at most half a grey level (under 0.01 after I3D's /57.375).
 
 use crate::source::Frame;
 use ndarray::Array5;
 use serde::{Deserialize, Serialize};
+use std::sync::Mutex;
 use std::time::Instant;
 
 /// Channel order of the clip fed to the extractor.
@@ -78,6 +87,10 @@ fn default_stride() -> usize {
     1
 }
 
+/// Largest resized side accepted by [`Recipe::validate`]; guards against typos such as
+/// `size = 25600` allocating gigabytes per frame.
+const MAX_SIDE: u32 = 8192;
+
 impl Recipe {
     /// Number of channels of the clip (1 for gray, 3 otherwise).
     pub fn channels(&self) -> usize {
@@ -94,8 +107,124 @@ impl Recipe {
             CropMode::Ten => 10,
         }
     }
+
+    /// Number of `f32` values in one prepared frame: `crops * C * crop_height * crop_width`.
+    pub fn frame_len(&self) -> usize {
+        self.crops() * self.channels() * self.crop_height as usize * self.crop_width as usize
+    }
+
+    /// Shape of a snippet's clip: `[crops, C, T, H, W]`.
+    pub fn clip_shape(&self) -> [usize; 5] {
+        [
+            self.crops(),
+            self.channels(),
+            self.snippet_frames,
+            self.crop_height as usize,
+            self.crop_width as usize,
+        ]
+    }
+
+    /// Size of a `width` x `height` frame after [`Recipe::resize`].
+    ///
+    /// `ShorterSide` truncates the longer side like torchvision's `Resize(int)`
+    /// (`int(size * long / short)`): 320x240 -> 341x256.
+    pub fn resized_size(&self, width: u32, height: u32) -> (u32, u32) {
+        match self.resize {
+            Resize::None => (width, height),
+            Resize::Exact { width, height } => (width, height),
+            Resize::ShorterSide { size } => {
+                let scaled = |long: u32, short: u32| {
+                    ((u64::from(size) * u64::from(long)) / u64::from(short.max(1))).max(1) as u32
+                };
+                if width <= height {
+                    (size, scaled(height, width))
+                } else {
+                    (scaled(width, height), size)
+                }
+            }
+        }
+    }
+
     /// Cross-field checks; the message names the key at fault.
     pub fn validate(&self) -> Result<(), String> {
+        if self.snippet_frames == 0 {
+            return Err("preprocess.snippet_frames: must be at least 1 (RTFM uses 16)".into());
+        }
+        if self.frame_stride == 0 {
+            return Err("preprocess.frame_stride: must be at least 1 (1 keeps every frame)".into());
+        }
+        let channels = self.channels();
+        for (key, values) in [("mean", &self.mean), ("std", &self.std)] {
+            if values.len() != 1 && values.len() != channels {
+                return Err(format!(
+                    "preprocess.{key}: has {} values; expected 1 (shared) or {channels} (one per channel of color = {:?})",
+                    values.len(),
+                    self.color
+                ));
+            }
+            if let Some(bad) = values.iter().find(|v| !v.is_finite()) {
+                return Err(format!("preprocess.{key}: {bad} is not a finite number"));
+            }
+        }
+        if let Some(bad) = self.std.iter().find(|v| **v <= 0.0) {
+            return Err(format!("preprocess.std: {bad} must be greater than 0 (it divides)"));
+        }
+        for (key, v) in [("crop_width", self.crop_width), ("crop_height", self.crop_height)] {
+            if v == 0 || v > MAX_SIDE {
+                return Err(format!("preprocess.{key}: {v} must be in 1..={MAX_SIDE}"));
+            }
+        }
+        match self.resize {
+            Resize::None => {}
+            Resize::Exact { width, height } => {
+                for (key, v) in [("width", width), ("height", height)] {
+                    if v == 0 || v > MAX_SIDE {
+                        return Err(format!("preprocess.resize.{key}: {v} must be in 1..={MAX_SIDE}"));
+                    }
+                }
+                if self.crop == CropMode::None {
+                    if (self.crop_width, self.crop_height) != (width, height) {
+                        return Err(format!(
+                            "preprocess.crop_width/crop_height: {}x{} must equal the resized size {width}x{height} when crop = \"none\"",
+                            self.crop_width, self.crop_height
+                        ));
+                    }
+                } else {
+                    if self.crop_width > width {
+                        return Err(format!(
+                            "preprocess.crop_width: {} is wider than the resized width {width}",
+                            self.crop_width
+                        ));
+                    }
+                    if self.crop_height > height {
+                        return Err(format!(
+                            "preprocess.crop_height: {} is taller than the resized height {height}",
+                            self.crop_height
+                        ));
+                    }
+                }
+            }
+            Resize::ShorterSide { size } => {
+                if size == 0 || size > MAX_SIDE {
+                    return Err(format!("preprocess.resize.size: {size} must be in 1..={MAX_SIDE}"));
+                }
+                if self.crop == CropMode::None {
+                    return Err(
+                        "preprocess.crop: \"none\" needs a fixed resized size; use resize mode \"exact\" or a crop such as \"center\""
+                            .into(),
+                    );
+                }
+                // The shorter side becomes `size` and the longer one at least `size`, so a crop
+                // no larger than `size` always fits.
+                for (key, v) in [("crop_width", self.crop_width), ("crop_height", self.crop_height)] {
+                    if v > size {
+                        return Err(format!(
+                            "preprocess.{key}: {v} is larger than the resized shorter side {size}"
+                        ));
+                    }
+                }
+            }
+        }
         Ok(())
     }
 }
@@ -117,6 +246,7 @@ pub struct Snippet {
     /// First and last real (non-padding) frame index, inclusive.
     pub first_frame: u64,
     pub last_frame: u64,
+    /// Timestamps of the first and last real frame.
     pub start_ms: f64,
     pub end_ms: f64,
     /// Capture time of the newest real frame.
@@ -131,60 +261,737 @@ pub struct Snippet {
 #[derive(Debug, thiserror::Error)]
 pub enum PreprocessError {
     #[error("frame {index} is {width}x{height}, smaller than the {crop_width}x{crop_height} crop")]
-    TooSmall {
-        index: u64,
-        width: u32,
-        height: u32,
-        crop_width: u32,
-        crop_height: u32,
-    },
+    TooSmall { index: u64, width: u32, height: u32, crop_width: u32, crop_height: u32 },
     #[error("frame {index} has {got} bytes, expected {expected} for {width}x{height} BGR")]
-    BadBuffer {
-        index: u64,
-        got: usize,
-        expected: usize,
-        width: u32,
-        height: u32,
-    },
+    BadBuffer { index: u64, got: usize, expected: usize, width: u32, height: u32 },
+    #[error(
+        "frame {index} is {width}x{height} after resizing, but crop \"none\" needs exactly {crop_width}x{crop_height}"
+    )]
+    CropMismatch { index: u64, width: u32, height: u32, crop_width: u32, crop_height: u32 },
+}
+
+/// Resampling taps along one axis: output `i` reads source samples `start[i]..` weighted by
+/// `weights[offsets[i]..offsets[i + 1]]`. Taps are contiguous for both filters.
+struct Taps {
+    start: Vec<usize>,
+    offsets: Vec<usize>,
+    weights: Vec<f32>,
+}
+
+impl Taps {
+    fn with_capacity(n: usize) -> Self {
+        let mut offsets = Vec::with_capacity(n + 1);
+        offsets.push(0);
+        Self { start: Vec::with_capacity(n), offsets, weights: Vec::with_capacity(n * 2) }
+    }
+
+    fn push(&mut self, start: usize, weights: &[f64]) {
+        self.start.push(start);
+        self.weights.extend(weights.iter().map(|w| *w as f32));
+        self.offsets.push(self.weights.len());
+    }
+
+    #[inline]
+    fn get(&self, i: usize) -> (usize, &[f32]) {
+        (self.start[i], &self.weights[self.offsets[i]..self.offsets[i + 1]])
+    }
+
+    fn new(filter: Interpolation, src: usize, dst: usize) -> Self {
+        match filter {
+            Interpolation::Bilinear => Self::bilinear(src, dst),
+            Interpolation::Area if src >= dst => Self::area_down(src, dst),
+            // OpenCV's INTER_AREA enlarges with its own linear-like weights.
+            Interpolation::Area => Self::area_up(src, dst),
+        }
+    }
+
+    /// Two-tap interpolation between `sx` and `sx + 1` with weight `f` on the second, clamped at
+    /// the borders exactly as OpenCV does (the edge sample is replicated).
+    fn push_linear(&mut self, sx: i64, f: f64, src: usize) {
+        let last = src as i64 - 1;
+        let (sx, f) = if sx < 0 {
+            (0, 0.0)
+        } else if sx >= last {
+            (last, 0.0)
+        } else {
+            (sx, f)
+        };
+        if f == 0.0 {
+            self.push(sx as usize, &[1.0]);
+        } else {
+            self.push(sx as usize, &[1.0 - f, f]);
+        }
+    }
+
+    /// Half-pixel-centre bilinear: output `d` samples source coordinate `(d + 0.5) * s - 0.5`.
+    fn bilinear(src: usize, dst: usize) -> Self {
+        let scale = src as f64 / dst as f64;
+        let mut taps = Self::with_capacity(dst);
+        for d in 0..dst {
+            let x = (d as f64 + 0.5) * scale - 0.5;
+            let sx = x.floor();
+            taps.push_linear(sx as i64, x - sx, src);
+        }
+        taps
+    }
+
+    /// Box average (OpenCV INTER_AREA for shrinking): output `d` covers source interval
+    /// `[d * s, (d + 1) * s)` and each source sample weighs by the length it overlaps.
+    fn area_down(src: usize, dst: usize) -> Self {
+        let scale = src as f64 / dst as f64;
+        let mut taps = Self::with_capacity(dst);
+        let mut w = Vec::new();
+        for d in 0..dst {
+            let lo = d as f64 * scale;
+            let hi = ((d + 1) as f64 * scale).min(src as f64);
+            let first = lo.floor() as usize;
+            let last = (hi.ceil() as usize).min(src).max(first + 1);
+            w.clear();
+            for sx in first..last {
+                let overlap = (hi.min(sx as f64 + 1.0) - lo.max(sx as f64)).max(0.0);
+                w.push(overlap);
+            }
+            // Renormalise so a constant image stays constant despite float rounding of `scale`.
+            let sum: f64 = w.iter().sum();
+            w.iter_mut().for_each(|v| *v /= sum);
+            taps.push(first, &w);
+        }
+        taps
+    }
+
+    /// OpenCV INTER_AREA when enlarging: `sx = floor(d * s)`,
+    /// `f = (d + 1) - (sx + 1) / s`, kept only for its fractional part.
+    fn area_up(src: usize, dst: usize) -> Self {
+        let scale = src as f64 / dst as f64;
+        let mut taps = Self::with_capacity(dst);
+        for d in 0..dst {
+            let sx = (d as f64 * scale).floor();
+            let f = (d as f64 + 1.0) - (sx + 1.0) / scale;
+            let f = if f <= 0.0 { 0.0 } else { f - f.floor() };
+            taps.push_linear(sx as i64, f, src);
+        }
+        taps
+    }
+}
+
+/// Buffers reused across frames so the per-frame path allocates only its output.
+#[derive(Default)]
+struct Scratch {
+    /// After the vertical pass: `[resized_h][src_w * 3]`, interleaved BGR.
+    rows: Vec<f32>,
+    /// After the horizontal pass + colour + normalise: `[C][resized_h * resized_w]`.
+    planes: Vec<f32>,
+}
+
+/// One crop: top-left corner in the resized frame and whether it is mirrored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct CropWindow {
+    x: usize,
+    y: usize,
+    flip: bool,
 }
 
 /// Applies a [`Recipe`] to single frames.
 pub struct Preprocessor {
     recipe: Recipe,
+    /// Per-channel mean and 1/std, expanded from the recipe's one-or-C values.
+    mean: Vec<f32>,
+    inv_std: Vec<f32>,
+    /// Behind a mutex only so `prepare` can take `&self`; one stage thread owns a preprocessor,
+    /// so the lock is uncontended (a contended caller gets fresh buffers instead of waiting).
+    scratch: Mutex<Scratch>,
 }
 
 impl Preprocessor {
+    /// Builds a preprocessor for `recipe`. Call [`Recipe::validate`] first (or use
+    /// [`Preprocessor::try_new`]); an unvalidated recipe never panics but may give meaningless
+    /// values (e.g. a missing mean is taken as 0).
     pub fn new(recipe: Recipe) -> Self {
-        Self { recipe }
+        let channels = recipe.channels();
+        let per_channel = |values: &[f32], default: f32| -> Vec<f32> {
+            (0..channels)
+                .map(|c| values.get(c).or(values.first()).copied().unwrap_or(default))
+                .collect()
+        };
+        let mean = per_channel(&recipe.mean, 0.0);
+        let inv_std = per_channel(&recipe.std, 1.0).into_iter().map(|s| 1.0 / s).collect();
+        Self { recipe, mean, inv_std, scratch: Mutex::new(Scratch::default()) }
     }
+
+    /// Validates `recipe` and builds a preprocessor for it.
+    pub fn try_new(recipe: Recipe) -> Result<Self, String> {
+        recipe.validate()?;
+        Ok(Self::new(recipe))
+    }
+
     pub fn recipe(&self) -> &Recipe {
         &self.recipe
     }
+
     /// Resize, convert, crop and normalise one frame.
     pub fn prepare(&self, frame: &Frame) -> Result<PreparedFrame, PreprocessError> {
-        Ok(PreparedFrame {
-            index: frame.index,
-            pts_ms: frame.pts_ms,
-            captured: frame.captured,
-            data: vec![],
-        })
+        let (w, h) = (frame.width as usize, frame.height as usize);
+        let expected = w * h * 3;
+        if frame.data.len() != expected || expected == 0 {
+            return Err(PreprocessError::BadBuffer {
+                index: frame.index,
+                got: frame.data.len(),
+                expected,
+                width: frame.width,
+                height: frame.height,
+            });
+        }
+        let r = &self.recipe;
+        let (rw, rh) = r.resized_size(frame.width, frame.height);
+        let (cw, ch) = (r.crop_width, r.crop_height);
+        if r.crop == CropMode::None && (rw, rh) != (cw, ch) {
+            return Err(PreprocessError::CropMismatch {
+                index: frame.index,
+                width: rw,
+                height: rh,
+                crop_width: cw,
+                crop_height: ch,
+            });
+        }
+        if rw < cw || rh < ch {
+            return Err(PreprocessError::TooSmall {
+                index: frame.index,
+                width: rw,
+                height: rh,
+                crop_width: cw,
+                crop_height: ch,
+            });
+        }
+        let mut local;
+        let mut guard = self.scratch.try_lock();
+        let scratch: &mut Scratch = match guard.as_deref_mut() {
+            Ok(s) => s,
+            Err(_) => {
+                local = Scratch::default();
+                &mut local
+            }
+        };
+        self.resize_convert(&frame.data, w, h, rw as usize, rh as usize, scratch);
+        let data = self.crop(&scratch.planes, rw as usize, rh as usize);
+        Ok(PreparedFrame { index: frame.index, pts_ms: frame.pts_ms, captured: frame.captured, data })
+    }
+
+    /// Resizes the BGR `u8` frame to `rw` x `rh` and leaves normalised channel planes in
+    /// `scratch.planes`.
+    fn resize_convert(&self, src: &[u8], w: usize, h: usize, rw: usize, rh: usize, scratch: &mut Scratch) {
+        let filter = self.recipe.interpolation;
+        let row_len = w * 3;
+
+        // Vertical pass first: it streams whole source rows through a multiply-add that the
+        // compiler vectorises, and for the usual downscale it shrinks the data before the
+        // strided horizontal pass.
+        let ty = Taps::new(filter, h, rh);
+        scratch.rows.resize(rh * row_len, 0.0);
+        for (oy, out) in scratch.rows.chunks_exact_mut(row_len).enumerate() {
+            let (start, weights) = ty.get(oy);
+            for (k, &wt) in weights.iter().enumerate() {
+                let row = &src[(start + k) * row_len..(start + k + 1) * row_len];
+                if k == 0 {
+                    out.iter_mut().zip(row).for_each(|(o, &s)| *o = wt * f32::from(s));
+                } else {
+                    out.iter_mut().zip(row).for_each(|(o, &s)| *o += wt * f32::from(s));
+                }
+            }
+        }
+
+        // Horizontal pass, fused with colour conversion and normalisation.
+        let tx = Taps::new(filter, w, rw);
+        let plane = rw * rh;
+        let channels = self.recipe.channels();
+        scratch.planes.resize(channels * plane, 0.0);
+        let (m, s) = (&self.mean, &self.inv_std);
+        for (oy, row) in scratch.rows.chunks_exact(row_len).enumerate() {
+            for ox in 0..rw {
+                let (start, weights) = tx.get(ox);
+                let (mut b, mut g, mut r) = (0.0f32, 0.0f32, 0.0f32);
+                for (k, &wt) in weights.iter().enumerate() {
+                    let p = (start + k) * 3;
+                    b += wt * row[p];
+                    g += wt * row[p + 1];
+                    r += wt * row[p + 2];
+                }
+                let at = oy * rw + ox;
+                match self.recipe.color {
+                    ColorOrder::Gray => {
+                        let y = 0.299 * r + 0.587 * g + 0.114 * b;
+                        scratch.planes[at] = (y - m[0]) * s[0];
+                    }
+                    ColorOrder::Rgb => {
+                        scratch.planes[at] = (r - m[0]) * s[0];
+                        scratch.planes[plane + at] = (g - m[1]) * s[1];
+                        scratch.planes[2 * plane + at] = (b - m[2]) * s[2];
+                    }
+                    ColorOrder::Bgr => {
+                        scratch.planes[at] = (b - m[0]) * s[0];
+                        scratch.planes[plane + at] = (g - m[1]) * s[1];
+                        scratch.planes[2 * plane + at] = (r - m[2]) * s[2];
+                    }
+                }
+            }
+        }
+    }
+
+    /// Crop windows for a `rw` x `rh` resized frame, in output order.
+    fn windows(&self, rw: usize, rh: usize) -> Vec<CropWindow> {
+        let (cw, ch) = (self.recipe.crop_width as usize, self.recipe.crop_height as usize);
+        let (right, bottom) = (rw - cw, rh - ch);
+        // torchvision's center_crop: `int(round((H - h) / 2))`; Python rounds half to even.
+        let centre = |free: usize| (free as f64 / 2.0).round_ties_even() as usize;
+        let at = |x, y| CropWindow { x, y, flip: false };
+        let five = [at(0, 0), at(right, 0), at(0, bottom), at(right, bottom), at(centre(right), centre(bottom))];
+        match self.recipe.crop {
+            CropMode::None => vec![at(0, 0)],
+            CropMode::Center => vec![five[4]],
+            CropMode::Five => five.to_vec(),
+            CropMode::Ten => {
+                five.iter().copied().chain(five.iter().map(|c| CropWindow { flip: true, ..*c })).collect()
+            }
+        }
+    }
+
+    /// Copies the crops out of the normalised planes into `[crops, C, H, W]`.
+    fn crop(&self, planes: &[f32], rw: usize, rh: usize) -> Vec<f32> {
+        let (cw, ch) = (self.recipe.crop_width as usize, self.recipe.crop_height as usize);
+        let channels = self.recipe.channels();
+        let mut out = Vec::with_capacity(self.recipe.frame_len());
+        for win in self.windows(rw, rh) {
+            for c in 0..channels {
+                let plane = &planes[c * rw * rh..(c + 1) * rw * rh];
+                for y in win.y..win.y + ch {
+                    let row = &plane[y * rw + win.x..y * rw + win.x + cw];
+                    if win.flip {
+                        out.extend(row.iter().rev());
+                    } else {
+                        out.extend_from_slice(row);
+                    }
+                }
+            }
+        }
+        out
     }
 }
 
 /// Groups prepared frames (after `frame_stride`) into snippets; `finish` loop-pads the last one.
+///
+/// Stride is applied on the frame's stream index (`index % frame_stride == 0`), not on how many
+/// frames were pushed, so frames dropped upstream (a live camera under load) do not shift the
+/// sampling grid. Callers can ask [`SnippetAssembler::keeps`] before preparing a frame to skip the
+/// work for frames that would be dropped.
 pub struct SnippetAssembler {
     recipe: Recipe,
+    pending: Vec<PreparedFrame>,
+    next_index: u64,
 }
 
 impl SnippetAssembler {
     pub fn new(recipe: Recipe) -> Self {
-        Self { recipe }
+        let pending = Vec::with_capacity(recipe.snippet_frames);
+        Self { recipe, pending, next_index: 0 }
     }
+
+    /// Whether a frame with stream index `frame_index` is kept by `frame_stride`.
+    pub fn keeps(&self, frame_index: u64) -> bool {
+        frame_index % self.recipe.frame_stride.max(1) as u64 == 0
+    }
+
+    /// Real frames waiting for the next snippet.
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Adds one prepared frame; returns a snippet when `snippet_frames` kept frames are pending.
+    ///
+    /// # Panics
+    /// If `frame.data` does not hold `recipe.frame_len()` values, i.e. it was prepared with a
+    /// different recipe (a bug in the caller).
     pub fn push(&mut self, frame: PreparedFrame) -> Option<Snippet> {
-        let _ = (&self.recipe, frame);
-        None
+        if !self.keeps(frame.index) {
+            return None;
+        }
+        assert_eq!(
+            frame.data.len(),
+            self.recipe.frame_len(),
+            "prepared frame {} does not match the assembler's recipe",
+            frame.index
+        );
+        self.pending.push(frame);
+        if self.pending.len() >= self.recipe.snippet_frames.max(1) {
+            Some(self.emit())
+        } else {
+            None
+        }
     }
+
+    /// Emits the last partial snippet, loop-padded with frames repeated from its start
+    /// (f0 f1 f2 -> f0 f1 f2 f0 f1 f2 ...), or `None` when no frame is pending.
     pub fn finish(&mut self) -> Option<Snippet> {
-        None
+        if self.pending.is_empty() {
+            None
+        } else {
+            Some(self.emit())
+        }
+    }
+
+    fn emit(&mut self) -> Snippet {
+        let [crops, channels, t_len, h, w] = self.recipe.clip_shape();
+        let t_len = t_len.max(1);
+        let hw = h * w;
+        let real = self.pending.len();
+        let mut clip = vec![0.0f32; crops * channels * t_len * hw];
+        for t in 0..t_len {
+            let frame = &self.pending[t % real];
+            for kc in 0..crops * channels {
+                let src = &frame.data[kc * hw..(kc + 1) * hw];
+                let dst = (kc * t_len + t) * hw;
+                clip[dst..dst + hw].copy_from_slice(src);
+            }
+        }
+        let clip = Array5::from_shape_vec((crops, channels, t_len, h, w), clip)
+            .expect("clip buffer is sized from the recipe's clip shape");
+        let (first, last) = (&self.pending[0], &self.pending[real - 1]);
+        let snippet = Snippet {
+            index: self.next_index,
+            first_frame: first.index,
+            last_frame: last.index,
+            start_ms: first.pts_ms,
+            end_ms: last.pts_ms,
+            captured: last.captured,
+            real_frames: real,
+            clip,
+        };
+        self.next_index += 1;
+        self.pending.clear();
+        snippet
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn recipe(resize: Resize, interpolation: Interpolation, crop: CropMode, cw: u32, ch: u32) -> Recipe {
+        Recipe {
+            snippet_frames: 16,
+            frame_stride: 1,
+            color: ColorOrder::Gray,
+            interpolation,
+            resize,
+            crop,
+            crop_width: cw,
+            crop_height: ch,
+            mean: vec![0.0],
+            std: vec![1.0],
+        }
+    }
+
+    fn i3d() -> Recipe {
+        Recipe {
+            snippet_frames: 16,
+            frame_stride: 1,
+            color: ColorOrder::Rgb,
+            interpolation: Interpolation::Bilinear,
+            resize: Resize::ShorterSide { size: 256 },
+            crop: CropMode::Ten,
+            crop_width: 224,
+            crop_height: 224,
+            mean: vec![114.75],
+            std: vec![57.375],
+        }
+    }
+
+    /// A frame whose every pixel is gray `values[y * w + x]` (B = G = R).
+    fn gray_frame(index: u64, w: u32, h: u32, values: &[u8]) -> Frame {
+        Frame {
+            index,
+            pts_ms: index as f64 * 40.0,
+            width: w,
+            height: h,
+            data: values.iter().flat_map(|&v| [v, v, v]).collect(),
+            captured: Instant::now(),
+        }
+    }
+
+    fn bgr_frame(index: u64, w: u32, h: u32, f: impl Fn(u32, u32) -> [u8; 3]) -> Frame {
+        let mut data = Vec::new();
+        for y in 0..h {
+            for x in 0..w {
+                data.extend_from_slice(&f(x, y));
+            }
+        }
+        Frame { index, pts_ms: index as f64 * 40.0, width: w, height: h, data, captured: Instant::now() }
+    }
+
+    fn assert_close(got: &[f32], want: &[f32]) {
+        assert_eq!(got.len(), want.len(), "{got:?} vs {want:?}");
+        for (i, (g, w)) in got.iter().zip(want).enumerate() {
+            assert!((g - w).abs() < 1e-4, "value {i}: got {g}, want {w} ({got:?})");
+        }
+    }
+
+    #[test]
+    fn bilinear_2x2_to_4x4_matches_half_pixel_centres() {
+        // Half-pixel centres: outputs sample source x = -0.25, 0.25, 0.75, 1.25, clamped at the
+        // edges, so a row [a, b] becomes [a, .75a+.25b, .25a+.75b, b] (OpenCV INTER_LINEAR).
+        let r = recipe(Resize::Exact { width: 4, height: 4 }, Interpolation::Bilinear, CropMode::None, 4, 4);
+        let out = Preprocessor::try_new(r).unwrap().prepare(&gray_frame(0, 2, 2, &[0, 4, 8, 12])).unwrap();
+        #[rustfmt::skip]
+        let want = [
+            0.0, 1.0, 3.0, 4.0,
+            2.0, 3.0, 5.0, 6.0,
+            6.0, 7.0, 9.0, 10.0,
+            8.0, 9.0, 11.0, 12.0,
+        ];
+        assert_close(&out.data, &want);
+    }
+
+    #[test]
+    fn area_4x4_to_2x2_is_block_mean() {
+        let r = recipe(Resize::Exact { width: 2, height: 2 }, Interpolation::Area, CropMode::None, 2, 2);
+        let values: Vec<u8> = (0..16).map(|v| v * 10).collect();
+        let out = Preprocessor::new(r).prepare(&gray_frame(0, 4, 4, &values)).unwrap();
+        // Top-left block: 0, 10, 40, 50 -> 25.
+        assert_close(&out.data, &[25.0, 45.0, 105.0, 125.0]);
+    }
+
+    #[test]
+    fn area_non_integer_scale_weights_partial_pixels() {
+        // 3 -> 2 pixels: each output covers 1.5 source pixels.
+        let r = recipe(Resize::Exact { width: 2, height: 1 }, Interpolation::Area, CropMode::None, 2, 1);
+        let out = Preprocessor::new(r).prepare(&gray_frame(0, 3, 1, &[0, 30, 90])).unwrap();
+        assert_close(&out.data, &[(0.0 + 0.5 * 30.0) / 1.5, (0.5 * 30.0 + 90.0) / 1.5]);
+    }
+
+    #[test]
+    fn gray_conversion_uses_bt601_weights() {
+        let r = recipe(Resize::None, Interpolation::Bilinear, CropMode::None, 2, 1);
+        let f = bgr_frame(0, 2, 1, |x, _| if x == 0 { [255, 0, 0] } else { [10, 20, 30] });
+        let out = Preprocessor::new(r).prepare(&f).unwrap();
+        assert_close(&out.data, &[0.114 * 255.0, 0.299 * 30.0 + 0.587 * 20.0 + 0.114 * 10.0]);
+    }
+
+    #[test]
+    fn rgb_and_bgr_orders_and_per_channel_normalisation() {
+        let mut r = recipe(Resize::None, Interpolation::Bilinear, CropMode::None, 1, 1);
+        r.color = ColorOrder::Rgb;
+        r.mean = vec![1.0, 2.0, 3.0];
+        r.std = vec![1.0, 2.0, 4.0];
+        let f = bgr_frame(0, 1, 1, |_, _| [10, 20, 30]);
+        assert_close(&Preprocessor::try_new(r.clone()).unwrap().prepare(&f).unwrap().data, &[29.0, 9.0, 1.75]);
+        r.color = ColorOrder::Bgr;
+        assert_close(&Preprocessor::try_new(r).unwrap().prepare(&f).unwrap().data, &[9.0, 9.0, 6.75]);
+    }
+
+    /// Pixel (x, y) holds B = x, G = y, R = 7, so a crop's values reveal where it came from.
+    fn coordinate_frame(w: u32, h: u32) -> Frame {
+        bgr_frame(0, w, h, |x, y| [x as u8, y as u8, 7])
+    }
+
+    #[test]
+    fn ten_crop_geometry_and_flip_order() {
+        let mut r = recipe(Resize::None, Interpolation::Bilinear, CropMode::Ten, 4, 3);
+        r.color = ColorOrder::Bgr;
+        // 11x8 frame, 4x3 crops: right = 7, bottom = 5; centre = (round_half_even(3.5) = 4,
+        // round_half_even(2.5) = 2), as torchvision's `int(round(...))`.
+        let out = Preprocessor::try_new(r).unwrap().prepare(&coordinate_frame(11, 8)).unwrap();
+        let crop_len = 3 * 3 * 4;
+        assert_eq!(out.data.len(), 10 * crop_len);
+        let corner = |k: usize| {
+            let crop = &out.data[k * crop_len..(k + 1) * crop_len];
+            // B plane first element = x of the top-left output pixel, G plane = y.
+            (crop[0] as u32, crop[12] as u32, crop[3] as u32)
+        };
+        let want = [(0, 0), (7, 0), (0, 5), (7, 5), (4, 2)];
+        for (k, (x, y)) in want.iter().enumerate() {
+            assert_eq!(corner(k), (*x, *y, x + 3), "crop {k}");
+            // Flipped twin: same window, first output pixel is its right-most column.
+            assert_eq!(corner(k + 5), (x + 3, *y, *x), "flipped crop {}", k + 5);
+        }
+        // Every value of the R plane is 7 for every crop.
+        for k in 0..10 {
+            assert!(out.data[k * crop_len + 24..(k + 1) * crop_len].iter().all(|v| *v == 7.0));
+        }
+    }
+
+    #[test]
+    fn centre_crop_rounds_half_to_even_like_torchvision() {
+        // 341 - 224 = 117 -> 58.5 -> 58 (Python round), 256 - 224 = 32 -> 16.
+        let p = Preprocessor::new(i3d());
+        let w = p.windows(341, 256);
+        assert_eq!(w[4], CropWindow { x: 58, y: 16, flip: false });
+        assert_eq!(w[9], CropWindow { x: 58, y: 16, flip: true });
+    }
+
+    #[test]
+    fn shorter_side_truncates_like_torchvision() {
+        let r = i3d();
+        assert_eq!(r.resized_size(320, 240), (341, 256));
+        assert_eq!(r.resized_size(240, 320), (256, 341));
+        assert_eq!(r.resized_size(1280, 720), (455, 256));
+        assert_eq!(r.resized_size(256, 256), (256, 256));
+    }
+
+    #[test]
+    fn i3d_recipe_yields_ten_crop_clip_with_expected_values() {
+        let r = i3d();
+        r.validate().unwrap();
+        let p = Preprocessor::new(r.clone());
+        let mut asm = SnippetAssembler::new(r);
+        let mut snippets = Vec::new();
+        for i in 0..16u64 {
+            // Uniform colour per frame (B, G, R) = (i, 2i, 3i) + 100: resizing a flat image keeps
+            // it flat, so every pixel of crop k, channel c, frame t is checkable by hand.
+            let f = bgr_frame(i, 320, 240, |_, _| [100 + i as u8, 100 + 2 * i as u8, 100 + 3 * i as u8]);
+            if let Some(s) = asm.push(p.prepare(&f).unwrap()) {
+                snippets.push(s);
+            }
+        }
+        assert_eq!(snippets.len(), 1);
+        assert!(asm.finish().is_none());
+        let s = &snippets[0];
+        assert_eq!(s.clip.shape(), &[10, 3, 16, 224, 224]);
+        assert_eq!((s.first_frame, s.last_frame, s.real_frames), (0, 15, 16));
+        assert_eq!((s.start_ms, s.end_ms), (0.0, 600.0));
+        let norm = |v: f32| (v - 114.75) / 57.375;
+        for (k, c, t, y, x) in [(0, 0, 0, 0, 0), (3, 1, 7, 100, 200), (9, 2, 15, 223, 223), (5, 0, 9, 5, 6)] {
+            let bgr = [100.0 + t as f32, 100.0 + 2.0 * t as f32, 100.0 + 3.0 * t as f32];
+            let want = norm(bgr[2 - c]); // RGB order
+            let got = s.clip[[k, c, t, y, x]];
+            assert!((got - want).abs() < 1e-5, "clip[{k},{c},{t},{y},{x}] = {got}, want {want}");
+        }
+    }
+
+    #[test]
+    fn i3d_recipe_on_a_gradient_keeps_geometry() {
+        // R = x of a 256x192 source (resized to 341x256, like 320x240); output column X samples
+        // source x = (X + .5) * 256/341 - .5, and bilinear reproduces a linear ramp exactly, so
+        // the centre crop's first column (X = 58) is known.
+        let p = Preprocessor::new(i3d());
+        let f = bgr_frame(0, 256, 192, |x, _| [0, 0, x as u8]);
+        let out = p.prepare(&f).unwrap();
+        let plane = 224 * 224;
+        let crop4_r = &out.data[4 * 3 * plane..4 * 3 * plane + plane];
+        let src_x = (58.0 + 0.5) * 256.0 / 341.0 - 0.5;
+        assert!((crop4_r[0] * 57.375 + 114.75 - src_x as f32).abs() < 1e-3);
+        // Its flipped twin starts with the centre window's right-most column (X = 58 + 223).
+        let crop9_r = &out.data[9 * 3 * plane..9 * 3 * plane + plane];
+        let src_x = (58.0 + 223.0 + 0.5) * 256.0 / 341.0 - 0.5;
+        assert!((crop9_r[0] * 57.375 + 114.75 - src_x as f32).abs() < 1e-3);
+    }
+
+    fn tiny(snippet_frames: usize, stride: usize) -> (Preprocessor, SnippetAssembler) {
+        let mut r = recipe(Resize::None, Interpolation::Bilinear, CropMode::None, 1, 1);
+        r.snippet_frames = snippet_frames;
+        r.frame_stride = stride;
+        (Preprocessor::new(r.clone()), SnippetAssembler::new(r))
+    }
+
+    #[test]
+    fn tail_of_three_frames_is_loop_padded() {
+        let (p, mut asm) = tiny(16, 1);
+        for i in 0..19u64 {
+            let s = asm.push(p.prepare(&gray_frame(i, 1, 1, &[i as u8 * 10])).unwrap());
+            assert_eq!(s.is_some(), i == 15);
+        }
+        let s = asm.finish().unwrap();
+        assert_eq!((s.index, s.first_frame, s.last_frame, s.real_frames), (1, 16, 18, 3));
+        assert_eq!((s.start_ms, s.end_ms), (640.0, 720.0));
+        let got: Vec<f32> = s.clip.iter().copied().collect();
+        let want: Vec<f32> = (0..16).map(|t| [160.0, 170.0, 180.0][t % 3]).collect();
+        // Gray weights sum to 1 only up to f32 rounding.
+        assert_close(&got, &want);
+        assert!(asm.finish().is_none());
+    }
+
+    #[test]
+    fn stride_two_keeps_even_frames() {
+        let (p, mut asm) = tiny(3, 2);
+        let mut snippets = Vec::new();
+        for i in 0..9u64 {
+            assert_eq!(asm.keeps(i), i % 2 == 0);
+            snippets.extend(asm.push(p.prepare(&gray_frame(i, 1, 1, &[i as u8])).unwrap()));
+        }
+        snippets.extend(asm.finish());
+        assert_eq!(snippets.len(), 2);
+        assert_close(&snippets[0].clip.iter().copied().collect::<Vec<_>>(), &[0.0, 2.0, 4.0]);
+        assert_eq!((snippets[0].first_frame, snippets[0].last_frame), (0, 4));
+        assert_close(&snippets[1].clip.iter().copied().collect::<Vec<_>>(), &[6.0, 8.0, 6.0]);
+        assert_eq!(snippets[1].real_frames, 2);
+    }
+
+    #[test]
+    fn bad_buffers_and_small_frames_are_errors() {
+        let p = Preprocessor::new(recipe(Resize::None, Interpolation::Bilinear, CropMode::Center, 4, 4));
+        let mut f = gray_frame(3, 2, 2, &[0; 4]);
+        assert!(matches!(p.prepare(&f), Err(PreprocessError::TooSmall { index: 3, .. })));
+        f.data.pop();
+        assert!(matches!(p.prepare(&f), Err(PreprocessError::BadBuffer { index: 3, got: 11, expected: 12, .. })));
+        let p = Preprocessor::new(recipe(Resize::None, Interpolation::Bilinear, CropMode::None, 4, 4));
+        let f = gray_frame(1, 5, 4, &[0; 20]);
+        assert!(matches!(p.prepare(&f), Err(PreprocessError::CropMismatch { .. })));
+    }
+
+    #[test]
+    fn validate_names_the_key_at_fault() {
+        let ok = recipe(Resize::Exact { width: 128, height: 96 }, Interpolation::Area, CropMode::None, 128, 96);
+        ok.validate().unwrap();
+        i3d().validate().unwrap();
+        let cases: Vec<(Box<dyn Fn(&mut Recipe)>, &str)> = vec![
+            (Box::new(|r| r.snippet_frames = 0), "preprocess.snippet_frames"),
+            (Box::new(|r| r.frame_stride = 0), "preprocess.frame_stride"),
+            (Box::new(|r| r.mean = vec![1.0, 2.0]), "preprocess.mean"),
+            (Box::new(|r| r.std = vec![]), "preprocess.std"),
+            (Box::new(|r| r.std = vec![0.0]), "preprocess.std"),
+            (Box::new(|r| r.mean = vec![f32::NAN]), "preprocess.mean"),
+            (Box::new(|r| r.crop_width = 127), "preprocess.crop_width"),
+            (Box::new(|r| r.crop_height = 0), "preprocess.crop_height"),
+            (Box::new(|r| r.resize = Resize::Exact { width: 0, height: 96 }), "preprocess.resize.width"),
+            (Box::new(|r| r.resize = Resize::ShorterSide { size: 96 }), "preprocess.crop"),
+            (
+                Box::new(|r| {
+                    r.crop = CropMode::Center;
+                    r.crop_height = 97;
+                }),
+                "preprocess.crop_height",
+            ),
+            (
+                Box::new(|r| {
+                    r.crop = CropMode::Five;
+                    r.resize = Resize::ShorterSide { size: 100 };
+                }),
+                "preprocess.crop_width",
+            ),
+            (Box::new(|r| r.resize = Resize::ShorterSide { size: 0 }), "preprocess.resize.size"),
+        ];
+        for (mutate, key) in cases {
+            let mut r = ok.clone();
+            mutate(&mut r);
+            let err = r.validate().unwrap_err();
+            assert!(err.starts_with(key), "expected an error about {key}, got: {err}");
+        }
+        let mut rgb = i3d();
+        rgb.mean = vec![1.0, 2.0, 3.0];
+        rgb.std = vec![1.0, 2.0, 3.0];
+        rgb.validate().unwrap();
+    }
+
+    #[test]
+    fn recipe_serde_form_is_stable() {
+        let toml_text = r#"
+            snippet_frames = 16
+            color = "rgb"
+            resize = { mode = "shorter_side", size = 256 }
+            crop = "ten"
+            crop_width = 224
+            crop_height = 224
+            mean = [114.75]
+            std = [57.375]
+        "#;
+        let r: Recipe = toml::from_str(toml_text).unwrap();
+        assert_eq!(r, i3d());
     }
 }

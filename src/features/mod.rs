@@ -4,7 +4,7 @@
 
 mod onnx;
 
-pub use onnx::{init_runtime, OnnxExtractor};
+pub use onnx::{init_runtime, sha256_hex, OnnxExtractor, ORT_DYLIB_ENV};
 
 use ndarray::{Array2, ArrayView5};
 use serde::{Deserialize, Serialize};

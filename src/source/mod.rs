@@ -3,7 +3,7 @@
 
 mod opencv_file;
 
-pub use opencv_file::{decode_only, OpenCvSource};
+pub use opencv_file::{decode_only, redact_url, OpenCvSource, DECODER_THREADS};
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -46,6 +46,12 @@ pub enum SourceError {
     Open { name: String, reason: String },
     #[error("video {name} holds no decodable frame (truncated or corrupt?)")]
     NoFrames { name: String },
+    /// Reported by `next_frame` once, after every decodable frame has been returned, so a caller
+    /// can keep the results of a partly recorded file while still learning it was cut short.
+    #[error(
+        "video {name} ended after {decoded} of the {expected} frames its header announces (truncated or damaged file?)"
+    )]
+    Truncated { name: String, decoded: u64, expected: u64 },
     #[error("video {name}: decode failed at frame {frame}: {reason}")]
     Decode {
         name: String,
