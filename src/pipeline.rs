@@ -256,7 +256,8 @@ fn score_stream(
                 continue;
             };
             debug_assert_eq!(meta.index, s.index);
-            let end_ms = meta.end_ms.max(meta.start_ms + frame_ms);
+            // `end_ms` is the last real frame's timestamp; the snippet lasts until the next frame.
+            let end_ms = meta.end_ms + frame_ms;
             let t0 = Instant::now();
             let evs = alerts.update(Observation {
                 snippet: s.index,

@@ -394,3 +394,119 @@ fn usage_errors_exit_2() {
     let o = vigil(&["frobnicate"]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+fn checkpoint(name: &str) -> String {
+    root()
+        .join("tests/fixtures/checkpoints")
+        .join(name)
+        .to_string_lossy()
+        .into_owned()
+}
+
+#[test]
+fn import_then_score_reproduces_the_reference() {
+    let expected: Value =
+        serde_json::from_str(&std::fs::read_to_string(checkpoint("expected_small.json")).unwrap())
+            .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // The formula's features for T = 7, one crop, D = 64 (tests/fixtures/parity/FORMULA.md).
+    let feats: Vec<u8> = (0..7usize)
+        .flat_map(|t| {
+            (0..64usize).map(move |d| {
+                let (t, c, d) = (t as f64, 0.0f64, d as f64);
+                (2.0 * (0.9 * t + 1.7 * c + 0.23 * d + 0.001 * t * d).sin().abs()) as f32
+            })
+        })
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    let f = dir.path().join("f.npy");
+    write_npy_raw(&f, "<f4", "(7, 1, 64)", &feats);
+    for (i, ckpt) in [
+        "small_zip.pt",
+        "small_legacy.pt",
+        "small_module_prefix.pt",
+        "small_float64.pt",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let out = dir.path().join(format!("m{i}"));
+        let o = vigil(&[
+            "import",
+            &checkpoint(ckpt),
+            "--out",
+            p(&out),
+            "--crops",
+            "1",
+        ]);
+        assert!(o.status.success(), "{ckpt}: {}", stderr(&o));
+        let o = vigil(&["score", p(&f), "--model", p(&out), "--json"]);
+        assert!(o.status.success(), "{ckpt}: {}", stderr(&o));
+        let got: Value = serde_json::from_slice(&o.stdout).unwrap();
+        for key in ["scores", "magnitudes"] {
+            let want = expected[key].as_array().unwrap();
+            let have = got[key].as_array().unwrap();
+            assert_eq!(want.len(), have.len());
+            for (w, h) in want.iter().zip(have) {
+                let (w, h) = (w.as_f64().unwrap(), h.as_f64().unwrap());
+                let tol = if key == "scores" {
+                    1e-4
+                } else {
+                    1e-4 * w.abs()
+                };
+                assert!((w - h).abs() <= tol, "{ckpt} {key}: {h} vs reference {w}");
+            }
+        }
+    }
+    // An existing non-empty output directory is refused without --force.
+    let o = vigil(&[
+        "import",
+        &checkpoint("small_zip.pt"),
+        "--out",
+        p(&dir.path().join("m0")),
+    ]);
+    assert_fails(&o, 7, &["m0", "--force"]);
+}
+
+#[test]
+fn import_bad_checkpoints_exit_6() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = |n: &str| dir.path().join(n).to_string_lossy().into_owned();
+    assert_fails(
+        &vigil(&[
+            "import",
+            &checkpoint("small_missing.pt"),
+            "--out",
+            &out("a"),
+        ]),
+        6,
+        &["small_missing.pt", "fc3.bias"],
+    );
+    assert_fails(
+        &vigil(&["import", &checkpoint("small_extra.pt"), "--out", &out("b")]),
+        6,
+        &["small_extra.pt", "extra.weight"],
+    );
+    assert_fails(
+        &vigil(&[
+            "import",
+            &checkpoint("small_badshape.pt"),
+            "--out",
+            &out("c"),
+        ]),
+        6,
+        &["small_badshape.pt", "fc2.weight"],
+    );
+    assert_fails(
+        &vigil(&["import", "/nonexistent/x.pt", "--out", &out("d")]),
+        6,
+        &["/nonexistent/x.pt"],
+    );
+    let junk = dir.path().join("junk.pt");
+    std::fs::write(&junk, b"definitely not a checkpoint").unwrap();
+    assert_fails(
+        &vigil(&["import", p(&junk), "--out", &out("e")]),
+        6,
+        &["junk.pt"],
+    );
+}

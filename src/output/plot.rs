@@ -54,8 +54,13 @@ pub fn plot_scores(path: &Path, input: &PlotInput) -> Result<(), OutputError> {
     let size = (1200u32, 400u32);
     let res = match ext.as_deref() {
         Some("svg") => {
+            // plotters measures text with the same font machinery for SVG as for bitmaps.
+            let text = font_available();
+            if !text {
+                tracing::warn!(path = %path.display(), "no TrueType font found (install fonts-dejavu-core); plot drawn without text");
+            }
             let root = SVGBackend::new(path, size).into_drawing_area();
-            draw(&root, input, true).and_then(|_| root.present().map_err(|e| e.to_string()))
+            draw(&root, input, text).and_then(|_| root.present().map_err(|e| e.to_string()))
         }
         Some("png") => {
             let text = font_available();
@@ -173,7 +178,10 @@ mod tests {
         plot_scores(&p, &input()).unwrap();
         let svg = std::fs::read_to_string(&p).unwrap();
         assert!(svg.starts_with("<svg"));
-        assert!(svg.contains("clip.avi"));
+        assert!(
+            svg.contains("clip.avi"),
+            "title drawn (needs fonts-dejavu-core)"
+        );
         assert!(svg.contains("polyline"), "score line drawn");
         assert!(
             svg.matches("<rect").count() >= 3,

@@ -74,7 +74,10 @@ impl RtfmWidths {
         push("Aggregate.conv_5.0.weight".into(), vec![d, d, 3]);
         bn(&mut push, "Aggregate.conv_5.2", d);
         for branch in ["g", "theta", "phi"] {
-            push(format!("Aggregate.non_local.{branch}.weight"), vec![nl, c, 1]);
+            push(
+                format!("Aggregate.non_local.{branch}.weight"),
+                vec![nl, c, 1],
+            );
             push(format!("Aggregate.non_local.{branch}.bias"), vec![nl]);
         }
         push("Aggregate.non_local.W.0.weight".into(), vec![c, nl, 1]);
