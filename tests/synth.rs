@@ -157,3 +157,25 @@ fn missing_source_is_a_clear_error() {
     let err = generate(&opts, &mut |_, _| {}).unwrap_err().to_string();
     assert!(err.contains("nope.avi"), "{err}");
 }
+
+/// Writes a benchmark where `VIGIL_SYNTH_OUT` says, at `VIGIL_SYNTH_SIZE` (small|full), for
+/// inspection and timing: `VIGIL_SYNTH_OUT=/tmp/b VIGIL_SYNTH_SIZE=full cargo test --release
+/// --test synth generate_to_env_dir -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn generate_to_env_dir() {
+    let Ok(out) = std::env::var("VIGIL_SYNTH_OUT") else { return };
+    let size = match std::env::var("VIGIL_SYNTH_SIZE").as_deref() {
+        Ok("full") => SynthSize::Full,
+        _ => SynthSize::Small,
+    };
+    let opts = SynthOptions { out: out.into(), seed: 1, size, source_video: PathBuf::from(VTEST) };
+    let t = std::time::Instant::now();
+    let s = generate(&opts, &mut |d, n| {
+        if d % 20 == 0 || d == n {
+            eprintln!("{d}/{n} {:.1}s", t.elapsed().as_secs_f64())
+        }
+    })
+    .unwrap();
+    eprintln!("{:.1} s: {s:?}", t.elapsed().as_secs_f64());
+}

@@ -74,20 +74,23 @@ impl VideoOut {
         let name = path.to_str().ok_or_else(|| err("path is not valid UTF-8".into()))?;
         let fourcc = videoio::VideoWriter::fourcc('M', 'J', 'P', 'G').map_err(|e| err(e.to_string()))?;
         // OpenCV's own MJPEG muxer: deterministic bytes and no dependency on FFmpeg's encoders.
-        let mut writer = videoio::VideoWriter::new_with_backend(
+        // Quality is passed at open (the MJPEG writer reads it there) and set again afterwards
+        // for builds that only honour the property.
+        let params = opencv::core::Vector::<i32>::from_slice(&[videoio::VIDEOWRITER_PROP_QUALITY, JPEG_QUALITY as i32]);
+        let mut writer = videoio::VideoWriter::new_with_backend_params(
             name,
             videoio::CAP_OPENCV_MJPEG,
             fourcc,
             fps,
             Size::new(width as i32, height as i32),
-            true,
+            &params,
         )
         .map_err(|e| err(e.to_string()))?;
         if !writer.is_opened().map_err(|e| err(e.to_string()))? {
             return Err(err("OpenCV could not open an MJPG writer (directory missing or not writable?)".into()));
         }
-        // Quality is a hint some builds ignore; the default (95) is merely larger.
-        let _ = writer.set(videoio::VIDEOWRITER_PROP_QUALITY, JPEG_QUALITY);
+        let honoured = writer.set(videoio::VIDEOWRITER_PROP_QUALITY, JPEG_QUALITY).unwrap_or(false);
+        tracing::trace!(honoured, path = %path.display(), "synth: MJPG quality property");
         Ok(VideoOut { writer, path: path.to_path_buf(), frames: 0 })
     }
 
