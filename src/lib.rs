@@ -33,3 +33,4 @@ pub mod rtfm;
 pub mod scorer;
 pub mod source;
 pub mod stats;
+pub mod synth;
