@@ -4,6 +4,7 @@
 //! once and exits with the code of the first recognised error in it.
 
 use crate::features::FeatureError;
+use crate::lists::ListError;
 use crate::model::ModelError;
 use crate::npy::NpyError;
 use crate::output::OutputError;
@@ -32,6 +33,8 @@ pub enum Exit {
     Output = 7,
     /// A ground-truth file that is wrong.
     GroundTruth = 8,
+    /// A list file that is missing, empty, or has a bad line.
+    List = 9,
 }
 
 /// A video too short or otherwise unusable once opened (not a decode error as such).
@@ -84,6 +87,9 @@ pub fn exit_code(err: &anyhow::Error) -> Exit {
         }
         if cause.is::<GtError>() {
             return Exit::GroundTruth;
+        }
+        if cause.is::<ListError>() {
+            return Exit::List;
         }
     }
     Exit::Internal

@@ -24,6 +24,7 @@ pub mod cmd;
 pub mod error;
 pub mod eval;
 pub mod features;
+pub mod lists;
 pub mod model;
 pub mod npy;
 pub mod output;
