@@ -368,6 +368,45 @@ mod tests {
         }
     }
 
+    fn real_rtfm() -> Rtfm {
+        let widths = crate::rtfm::RtfmWidths {
+            feature_dim: 16,
+            temporal_width: 4,
+            nonlocal_width: 2,
+            head: [8, 4],
+        };
+        Rtfm::new_random(&widths, 7).unwrap()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        /// The real network, not a mock: any split into pushes, with the window covering the
+        /// sequence, gives the offline numbers bit for bit.
+        #[test]
+        fn real_rtfm_streaming_equals_offline(t in 1usize..40, crops in 1usize..3, cuts in proptest::collection::vec(0usize..40, 0..6)) {
+            let rtfm = real_rtfm();
+            let feats = seq(t, crops, 16, 11);
+            let mut cuts = cuts;
+            cuts.sort();
+            let cfg = ScorerConfig { mode: ScoreMode::Window, window: t.max(1) + 3, lookahead: t };
+            let mut sc = StreamScorer::new(&rtfm, cfg, crops, 16);
+            let mut got = Vec::new();
+            let mut start = 0;
+            for &c in cuts.iter().chain(std::iter::once(&t)) {
+                let end = c.clamp(start, t);
+                got.extend(sc.push_chunk(feats.slice(s![start..end, .., ..])).unwrap());
+                start = end;
+            }
+            got.extend(sc.finish().unwrap());
+            let off = rtfm.score(feats.view()).unwrap();
+            prop_assert_eq!(got.len(), t);
+            for (i, g) in got.iter().enumerate() {
+                prop_assert_eq!(g.score, off.scores[i]);
+                prop_assert_eq!(g.magnitude, off.magnitudes[i]);
+            }
+        }
+    }
+
     #[test]
     fn emits_after_lookahead() {
         let feats = seq(5, 1, 2, 1);
