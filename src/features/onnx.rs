@@ -49,12 +49,18 @@ pub fn init_runtime() -> Result<(), FeatureError> {
 }
 
 fn environment() -> Result<&'static Environment, FeatureError> {
-    RUNTIME.get_or_init(load_runtime).as_ref().map_err(|f| f.clone().into())
+    RUNTIME
+        .get_or_init(load_runtime)
+        .as_ref()
+        .map_err(|f| f.clone().into())
 }
 
 fn load_runtime() -> Result<Environment, InitFailure> {
     let build = |path: &Path| -> Result<Environment, InitFailure> {
-        let load_err = |reason: String| InitFailure::Load { path: path.display().to_string(), reason };
+        let load_err = |reason: String| InitFailure::Load {
+            path: path.display().to_string(),
+            reason,
+        };
         let builder = ort::init_from(path).map_err(|e| load_err(e.to_string()))?;
         // Telemetry off: a surveillance appliance should not phone home.
         let env = builder
@@ -120,17 +126,20 @@ fn candidate_libraries() -> Vec<PathBuf> {
     let mut found = Vec::new();
     for lib in lib_dirs {
         for python in sorted_entries(&lib) {
-            let is_py3 = python.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("python3"));
+            let is_py3 = python
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("python3"));
             if !is_py3 {
                 continue;
             }
             for packages in ["site-packages", "dist-packages"] {
                 let capi = python.join(packages).join("onnxruntime/capi");
                 for file in sorted_entries(&capi) {
-                    let is_lib = file
-                        .file_name()
-                        .and_then(|n| n.to_str())
-                        .is_some_and(|n| n.starts_with("libonnxruntime.so") || n.starts_with("libonnxruntime.") && n.ends_with(".dylib"));
+                    let is_lib = file.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                        n.starts_with("libonnxruntime.so")
+                            || (n.starts_with("libonnxruntime.") && n.ends_with(".dylib"))
+                    });
                     if is_lib && !found.contains(&file) {
                         found.push(file);
                     }
@@ -141,7 +150,8 @@ fn candidate_libraries() -> Vec<PathBuf> {
     found
 }
 
-/// Directory entries sorted newest-version-last reversed (so python3.12 comes before 3.11).
+/// Directory entries in reverse lexical order (newer wheels such as `libonnxruntime.so.1.31.1`
+/// before older ones); empty when the directory is absent.
 fn sorted_entries(dir: &Path) -> Vec<PathBuf> {
     let mut entries: Vec<PathBuf> = match std::fs::read_dir(dir) {
         Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.path())).collect(),
@@ -171,10 +181,17 @@ impl OnnxExtractor {
     /// Loads `spec.file` relative to `model_dir` and checks its real input/output names and shapes
     /// against `spec`. `threads` is ONNX Runtime's intra-op thread count (0 lets ONNX Runtime
     /// pick one per physical core).
-    pub fn load(spec: &ExtractorSpec, model_dir: &Path, threads: usize) -> Result<Self, FeatureError> {
+    pub fn load(
+        spec: &ExtractorSpec,
+        model_dir: &Path,
+        threads: usize,
+    ) -> Result<Self, FeatureError> {
         let path = model_dir.join(&spec.file);
         let shown = path.display().to_string();
-        let model_err = |reason: String| FeatureError::Model { path: shown.clone(), reason };
+        let model_err = |reason: String| FeatureError::Model {
+            path: shown.clone(),
+            reason,
+        };
         check_spec(spec).map_err(&model_err)?;
         let bytes = match std::fs::read(&path) {
             Ok(b) => b,
@@ -198,7 +215,10 @@ impl OnnxExtractor {
         }
         let env = environment()?;
         let session = Session::builder(env)
-            .and_then(|b| b.with_optimization_level(GraphOptimizationLevel::Level3).map_err(Into::into))
+            .and_then(|b| {
+                b.with_optimization_level(GraphOptimizationLevel::Level3)
+                    .map_err(Into::into)
+            })
             .and_then(|b| b.with_intra_threads(threads).map_err(Into::into))
             .map_err(|e| model_err(format!("cannot configure an ONNX Runtime session: {e}")))?
             .commit_from_memory(&bytes)
@@ -222,7 +242,11 @@ impl OnnxExtractor {
         // The spec's fixed dims win; a dim the spec leaves open may still be fixed in the model.
         let merged = |spec_dims: &[i64], model: &[i64], i: usize| {
             let s = spec_dims.get(i).copied().unwrap_or(-1);
-            if s >= 0 { s } else { model.get(i).copied().unwrap_or(-1) }
+            if s >= 0 {
+                s
+            } else {
+                model.get(i).copied().unwrap_or(-1)
+            }
         };
         let dim = merged(&spec.output_shape, &model_out, 1);
         if dim < 1 {
@@ -232,8 +256,11 @@ impl OnnxExtractor {
             )));
         }
         let batch_dim = merged(&spec.input_shape, &model_in, 0);
-        let (batch, fixed_batch) =
-            if batch_dim >= 1 { (batch_dim as usize, true) } else { (spec.max_batch.max(1), false) };
+        let (batch, fixed_batch) = if batch_dim >= 1 {
+            (batch_dim as usize, true)
+        } else {
+            (spec.max_batch.max(1), false)
+        };
         let clip_dims = [1, 2, 3, 4].map(|i| merged(&spec.input_shape, &model_in, i));
         tracing::debug!(model = %shown, threads, batch, dim, "feature extractor loaded");
         Ok(Self {
@@ -263,7 +290,11 @@ impl OnnxExtractor {
     }
 
     /// Runs one chunk of at most `self.batch` clips and copies its features into `out`.
-    fn run_chunk(&mut self, chunk: ArrayView5<f32>, mut out: ndarray::ArrayViewMut2<f32>) -> Result<(), FeatureError> {
+    fn run_chunk(
+        &mut self,
+        chunk: ArrayView5<f32>,
+        mut out: ndarray::ArrayViewMut2<f32>,
+    ) -> Result<(), FeatureError> {
         let n = chunk.shape()[0];
         let input = if self.fixed_batch && n < self.batch {
             let mut shape = chunk.raw_dim();
@@ -322,7 +353,13 @@ impl FeatureExtractor for OnnxExtractor {
             return Err(self.run_err(format!(
                 "clips have shape {:?}; the model expects [N, {}]",
                 shape,
-                self.clip_dims.map(|d| if d < 0 { "?".to_string() } else { d.to_string() }).join(", ")
+                self.clip_dims
+                    .map(|d| if d < 0 {
+                        "?".to_string()
+                    } else {
+                        d.to_string()
+                    })
+                    .join(", ")
             )));
         }
         let n = shape[0];
@@ -341,7 +378,10 @@ impl FeatureExtractor for OnnxExtractor {
 
 /// Lowercase hex SHA-256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Manifest-only checks that the `[N, C, T, H, W]` -> `[N, D]` layout needs.
@@ -353,11 +393,19 @@ fn check_spec(spec: &ExtractorSpec) -> Result<(), String> {
         ));
     }
     if spec.output_shape.len() != 2 {
-        return Err(format!("extractor.output_shape {:?} must have 2 dims [N, D]", spec.output_shape));
+        return Err(format!(
+            "extractor.output_shape {:?} must have 2 dims [N, D]",
+            spec.output_shape
+        ));
     }
-    for (key, dims) in [("input_shape", &spec.input_shape), ("output_shape", &spec.output_shape)] {
+    for (key, dims) in [
+        ("input_shape", &spec.input_shape),
+        ("output_shape", &spec.output_shape),
+    ] {
         if let Some(bad) = dims.iter().find(|d| **d == 0 || **d < -1) {
-            return Err(format!("extractor.{key} {dims:?}: {bad} is not a size (use -1 for dynamic)"));
+            return Err(format!(
+                "extractor.{key} {dims:?}: {bad} is not a size (use -1 for dynamic)"
+            ));
         }
     }
     if spec.max_batch == 0 {
@@ -367,26 +415,43 @@ fn check_spec(spec: &ExtractorSpec) -> Result<(), String> {
 }
 
 fn names(outlets: &[Outlet]) -> String {
-    outlets.iter().map(|o| format!("`{}`", o.name())).collect::<Vec<_>>().join(", ")
+    outlets
+        .iter()
+        .map(|o| format!("`{}`", o.name()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn find_outlet<'s>(outlets: &'s [Outlet], name: &str, kind: &str) -> Result<&'s Outlet, String> {
     outlets.iter().find(|o| o.name() == name).ok_or_else(|| {
-        format!("has no {kind} named `{name}` (the model's {kind}s are: {})", names(outlets))
+        format!(
+            "has no {kind} named `{name}` (the model's {kind}s are: {})",
+            names(outlets)
+        )
     })
 }
 
 /// The tensor's dims with every symbolic or unknown dim as -1.
 fn tensor_dims(outlet: &Outlet) -> Option<Vec<i64>> {
-    outlet.dtype().tensor_shape().map(|s| s.iter().map(|&d| if d < 0 { -1 } else { d }).collect())
+    outlet
+        .dtype()
+        .tensor_shape()
+        .map(|s| s.iter().map(|&d| if d < 0 { -1 } else { d }).collect())
 }
 
 /// A fixed dim in the spec must match a fixed dim in the model; -1 on either side matches.
 fn check_shape(outlet: &Outlet, kind: &str, expected: &[i64]) -> Result<(), String> {
     let name = outlet.name();
     match outlet.dtype() {
-        ValueType::Tensor { ty: TensorElementType::Float32, .. } => {}
-        other => return Err(format!("{kind} `{name}` is {other:?}; expected a float32 tensor")),
+        ValueType::Tensor {
+            ty: TensorElementType::Float32,
+            ..
+        } => {}
+        other => {
+            return Err(format!(
+                "{kind} `{name}` is {other:?}; expected a float32 tensor"
+            ))
+        }
     }
     let got = tensor_dims(outlet).unwrap_or_default();
     let bad_dim = if got.len() != expected.len() {

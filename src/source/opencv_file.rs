@@ -3,11 +3,11 @@
 //! no OpenCV handle (whose ROI views alias shared buffers) ever crosses a thread. It must not
 //! resize, convert or otherwise preprocess: that is the pure `preprocess` module's job.
 //!
-//! Threads: we leave OpenCV's own `parallel_for` pool (`cv::setNumThreads`) alone, because this
-//! module calls no OpenCV image function that uses it (the FFmpeg backend converts to BGR with
-//! `sws_scale`, which is single-threaded). FFmpeg's decoder threads are pinned per capture with
-//! `CAP_PROP_N_THREADS` (see [`DECODER_THREADS`]) so that a daemon with many cameras does not
-//! start one decoder thread per core for every camera.
+//! Threads: we leave OpenCV's `parallel_for` pool (`cv::setNumThreads`) at its default because
+//! nothing here calls an OpenCV image function that uses it (the FFmpeg backend converts to BGR
+//! with `sws_scale`), so changing it would only affect other code in the process. FFmpeg picks its
+//! own decoder thread count; OpenCV 4.6 has no per-capture knob for it (`CAP_PROP_N_THREADS`
+//! arrived in 4.7), and for this codec class decoding is cheap next to the BGR conversion and copy.
 
 use super::{Frame, FrameSource, SourceError, SourceInfo};
 use opencv::core::{Mat, Vector, CV_8UC3};
@@ -19,12 +19,6 @@ use opencv::videoio::{
 };
 use std::path::Path;
 use std::time::Instant;
-
-/// FFmpeg decoder threads per capture. Measured on vtest.avi (MPEG-4 part 2, 768x576), release
-/// build, 16-core host: 1 thread decodes ~1,500 fps, more threads barely help this codec (it is
-/// sws_scale and the copy that cost), and one thread per camera keeps a many-camera daemon from
-/// oversubscribing the cores that ONNX Runtime needs.
-pub const DECODER_THREADS: i32 = 1;
 
 /// Frame rate assumed when the container reports none (documented on [`SourceInfo::fps`]).
 const FALLBACK_FPS: f64 = 25.0;
@@ -76,7 +70,11 @@ impl OpenCvSource {
         let fps = prop(CAP_PROP_FPS);
         // Some containers report 0 or absurd rates (e.g. 90000 for raw streams); timestamps and
         // snippet times derive from fps, so fall back to a documented default instead.
-        let fps = if fps.is_finite() && fps > 0.0 && fps <= 1000.0 { fps } else { FALLBACK_FPS };
+        let fps = if fps.is_finite() && fps > 0.0 && fps <= 1000.0 {
+            fps
+        } else {
+            FALLBACK_FPS
+        };
         let count = prop(CAP_PROP_FRAME_COUNT);
         let frame_count = (count.is_finite() && count >= 1.0).then_some(count as u64);
         let mut source = Self {
@@ -104,7 +102,9 @@ impl OpenCvSource {
                 Ok(source)
             }
             Ok(None) | Err(SourceError::Decode { .. } | SourceError::Truncated { .. }) => {
-                Err(SourceError::NoFrames { name: source.info.name.clone() })
+                Err(SourceError::NoFrames {
+                    name: source.info.name.clone(),
+                })
             }
             Err(e) => Err(e),
         }
@@ -121,7 +121,10 @@ impl OpenCvSource {
             frame: index,
             reason,
         };
-        let got = self.cap.read(&mut self.mat).map_err(|e| decode_err(e.to_string()))?;
+        let got = self
+            .cap
+            .read(&mut self.mat)
+            .map_err(|e| decode_err(e.to_string()))?;
         if !got || self.mat.empty() {
             self.finished = true;
             return match self.truncation(index) {
@@ -141,7 +144,14 @@ impl OpenCvSource {
         let pts_ms = self.pts_ms(index);
         self.last_pts_ms = pts_ms;
         self.next_index += 1;
-        Ok(Some(Frame { index, pts_ms, width, height, data, captured }))
+        Ok(Some(Frame {
+            index,
+            pts_ms,
+            width,
+            height,
+            data,
+            captured,
+        }))
     }
 
     /// FFmpeg conceals damage and simply stops at a cut-off file, so the only sign of truncation is
@@ -162,9 +172,8 @@ impl OpenCvSource {
     /// every frame, and downstream snippet times must be monotonic.
     fn pts_ms(&self, index: u64) -> f64 {
         let reported = self.cap.get(CAP_PROP_POS_MSEC).unwrap_or(f64::NAN);
-        let sane = reported.is_finite()
-            && reported >= 0.0
-            && (index == 0 || reported > self.last_pts_ms);
+        let sane =
+            reported.is_finite() && reported >= 0.0 && (index == 0 || reported > self.last_pts_ms);
         if sane {
             reported
         } else {
@@ -216,7 +225,10 @@ fn check_file(path: &Path) -> Result<(), SourceError> {
             return Err(SourceError::Missing(path.to_path_buf()))
         }
         Err(e) => {
-            return Err(SourceError::Open { name: path.display().to_string(), reason: e.to_string() })
+            return Err(SourceError::Open {
+                name: path.display().to_string(),
+                reason: e.to_string(),
+            })
         }
     };
     if meta.is_dir() {
@@ -229,8 +241,10 @@ fn check_file(path: &Path) -> Result<(), SourceError> {
         return Err(SourceError::Empty(path.to_path_buf()));
     }
     // Catch permission problems here; OpenCV would just report that it cannot open the file.
-    std::fs::File::open(path)
-        .map_err(|e| SourceError::Open { name: path.display().to_string(), reason: e.to_string() })?;
+    std::fs::File::open(path).map_err(|e| SourceError::Open {
+        name: path.display().to_string(),
+        reason: e.to_string(),
+    })?;
     Ok(())
 }
 
@@ -240,7 +254,10 @@ fn open_capture(
     name: &str,
     params: &[i32],
 ) -> Result<VideoCapture, SourceError> {
-    let open_err = |reason: String| SourceError::Open { name: name.to_string(), reason };
+    let open_err = |reason: String| SourceError::Open {
+        name: name.to_string(),
+        reason,
+    };
     let params = Vector::<i32>::from_slice(params);
     let cap = VideoCapture::from_file_with_params(target, CAP_FFMPEG, &params)
         .map_err(|e| open_err(format!("OpenCV error: {e}")))?;
@@ -265,8 +282,11 @@ pub fn decode_only(path: &Path) -> Result<(u64, f64), SourceError> {
     let mut frames = 0u64;
     let start = Instant::now();
     loop {
-        let decode_err =
-            |e: opencv::Error| SourceError::Decode { name: name.clone(), frame: frames, reason: e.to_string() };
+        let decode_err = |e: opencv::Error| SourceError::Decode {
+            name: name.clone(),
+            frame: frames,
+            reason: e.to_string(),
+        };
         if !cap.grab().map_err(decode_err)? {
             break;
         }
@@ -302,7 +322,10 @@ mod tests {
 
     #[test]
     fn redact_url_hides_credentials() {
-        assert_eq!(redact_url("rtsp://admin:s3cret@10.0.0.5:554/stream1"), "rtsp://***@10.0.0.5:554/stream1");
+        assert_eq!(
+            redact_url("rtsp://admin:s3cret@10.0.0.5:554/stream1"),
+            "rtsp://***@10.0.0.5:554/stream1"
+        );
         assert_eq!(redact_url("rtsp://10.0.0.5/s"), "rtsp://10.0.0.5/s");
         assert_eq!(redact_url("http://cam/a@b"), "http://cam/a@b");
         assert_eq!(redact_url("/dev/video0"), "/dev/video0");
