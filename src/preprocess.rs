@@ -1197,7 +1197,8 @@ mod tests {
         );
         ok.validate().unwrap();
         i3d().validate().unwrap();
-        let cases: Vec<(Box<dyn Fn(&mut Recipe)>, &str)> = vec![
+        type Mutation = Box<dyn Fn(&mut Recipe)>;
+        let cases: Vec<(Mutation, &str)> = vec![
             (
                 Box::new(|r| r.snippet_frames = 0),
                 "preprocess.snippet_frames",

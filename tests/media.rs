@@ -100,13 +100,13 @@ fn i3d_recipe() -> Recipe {
 
 /// Decodes `path` and cuts it into snippets with `recipe`.
 fn snippets_of(path: &Path, recipe: Recipe) -> Vec<Snippet> {
-    let mut src = OpenCvSource::open_file(path).unwrap();
-    let pre = Preprocessor::try_new(recipe.clone()).unwrap();
+    let mut src = OpenCvSource::open_file(path).expect("test video opens");
+    let pre = Preprocessor::try_new(recipe.clone()).expect("test recipe is valid");
     let mut asm = SnippetAssembler::new(recipe);
     let mut out = Vec::new();
-    while let Some(frame) = src.next_frame().unwrap() {
+    while let Some(frame) = src.next_frame().expect("test video decodes") {
         if asm.keeps(frame.index) {
-            out.extend(asm.push(pre.prepare(&frame).unwrap()));
+            out.extend(asm.push(pre.prepare(&frame).expect("frame fits the recipe")));
         }
     }
     out.extend(asm.finish());
