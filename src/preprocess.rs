@@ -91,6 +91,9 @@ fn default_stride() -> usize {
 /// `size = 25600` allocating gigabytes per frame.
 const MAX_SIDE: u32 = 8192;
 
+/// Most `u8` rows whose sum still fits a `u16` (257 * 255 = 65,535).
+const MAX_U16_ROWS: usize = 257;
+
 impl Recipe {
     /// Number of channels of the clip (1 for gray, 3 otherwise).
     pub fn channels(&self) -> usize {
@@ -418,6 +421,8 @@ struct Scratch {
     rows: Vec<f32>,
     /// After the horizontal pass + colour + normalise: `[C][resized_h * resized_w]`.
     planes: Vec<f32>,
+    /// Integer row sums for the vertical box-filter fast path: `[src_w * 3]`.
+    sums: Vec<u16>,
 }
 
 /// One crop: top-left corner in the resized frame and whether it is mirrored.
@@ -540,23 +545,47 @@ impl Preprocessor {
         let filter = self.recipe.interpolation;
         let row_len = w * 3;
 
-        // Vertical pass first: it streams whole source rows through a multiply-add that the
-        // compiler vectorises, and for the usual downscale it shrinks the data before the
-        // strided horizontal pass.
+        // Vertical pass first: it streams whole contiguous source rows (vectorisable), and for
+        // the usual downscale it shrinks the data before the strided horizontal pass.
         let ty = Taps::new(filter, h, rh);
         scratch.rows.resize(rh * row_len, 0.0);
+        scratch.sums.resize(row_len, 0);
         for (oy, out) in scratch.rows.chunks_exact_mut(row_len).enumerate() {
             let (start, weights) = ty.get(oy);
+            let row = |k: usize| &src[(start + k) * row_len..(start + k + 1) * row_len];
+            // A box filter gives all interior rows one shared weight: summing those rows as
+            // integers and converting once per output is ~2x faster than a float multiply-add
+            // per source byte (u8 -> f32 conversion dominates without AVX2), and exact.
+            let common = weights.iter().copied().fold(0.0f32, f32::max);
+            let shared = weights.iter().filter(|w| **w == common).count();
+            let integer_rows = (3..=MAX_U16_ROWS).contains(&shared);
+            let mut started = false;
+            if integer_rows {
+                let sums = &mut scratch.sums;
+                sums.fill(0);
+                for k in (0..weights.len()).filter(|k| weights[*k] == common) {
+                    sums.iter_mut()
+                        .zip(row(k))
+                        .for_each(|(a, &s)| *a += u16::from(s));
+                }
+                out.iter_mut()
+                    .zip(sums.iter())
+                    .for_each(|(o, &a)| *o = common * f32::from(a));
+                started = true;
+            }
             for (k, &wt) in weights.iter().enumerate() {
-                let row = &src[(start + k) * row_len..(start + k + 1) * row_len];
-                if k == 0 {
+                if integer_rows && wt == common {
+                    continue;
+                }
+                if started {
                     out.iter_mut()
-                        .zip(row)
-                        .for_each(|(o, &s)| *o = wt * f32::from(s));
+                        .zip(row(k))
+                        .for_each(|(o, &s)| *o += wt * f32::from(s));
                 } else {
                     out.iter_mut()
-                        .zip(row)
-                        .for_each(|(o, &s)| *o += wt * f32::from(s));
+                        .zip(row(k))
+                        .for_each(|(o, &s)| *o = wt * f32::from(s));
+                    started = true;
                 }
             }
         }
@@ -1168,7 +1197,8 @@ mod tests {
         );
         ok.validate().unwrap();
         i3d().validate().unwrap();
-        let cases: Vec<(Box<dyn Fn(&mut Recipe)>, &str)> = vec![
+        type Mutation = Box<dyn Fn(&mut Recipe)>;
+        let cases: Vec<(Mutation, &str)> = vec![
             (
                 Box::new(|r| r.snippet_frames = 0),
                 "preprocess.snippet_frames",

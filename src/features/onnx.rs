@@ -138,7 +138,7 @@ fn candidate_libraries() -> Vec<PathBuf> {
                 for file in sorted_entries(&capi) {
                     let is_lib = file.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
                         n.starts_with("libonnxruntime.so")
-                            || n.starts_with("libonnxruntime.") && n.ends_with(".dylib")
+                            || (n.starts_with("libonnxruntime.") && n.ends_with(".dylib"))
                     });
                     if is_lib && !found.contains(&file) {
                         found.push(file);
@@ -150,7 +150,8 @@ fn candidate_libraries() -> Vec<PathBuf> {
     found
 }
 
-/// Directory entries sorted newest-version-last reversed (so python3.12 comes before 3.11).
+/// Directory entries in reverse lexical order (newer wheels such as `libonnxruntime.so.1.31.1`
+/// before older ones); empty when the directory is absent.
 fn sorted_entries(dir: &Path) -> Vec<PathBuf> {
     let mut entries: Vec<PathBuf> = match std::fs::read_dir(dir) {
         Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.path())).collect(),

@@ -3,7 +3,7 @@
 
 mod opencv_file;
 
-pub use opencv_file::{decode_only, redact_url, OpenCvSource, DECODER_THREADS};
+pub use opencv_file::{decode_only, redact_url, OpenCvSource};
 
 use std::path::PathBuf;
 use std::time::Instant;

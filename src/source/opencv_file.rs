@@ -3,11 +3,11 @@
 //! no OpenCV handle (whose ROI views alias shared buffers) ever crosses a thread. It must not
 //! resize, convert or otherwise preprocess: that is the pure `preprocess` module's job.
 //!
-//! Threads: we leave OpenCV's own `parallel_for` pool (`cv::setNumThreads`) alone, because this
-//! module calls no OpenCV image function that uses it (the FFmpeg backend converts to BGR with
-//! `sws_scale`, which is single-threaded). FFmpeg's decoder threads are pinned per capture with
-//! `CAP_PROP_N_THREADS` (see [`DECODER_THREADS`]) so that a daemon with many cameras does not
-//! start one decoder thread per core for every camera.
+//! Threads: we leave OpenCV's `parallel_for` pool (`cv::setNumThreads`) at its default because
+//! nothing here calls an OpenCV image function that uses it (the FFmpeg backend converts to BGR
+//! with `sws_scale`), so changing it would only affect other code in the process. FFmpeg picks its
+//! own decoder thread count; OpenCV 4.6 has no per-capture knob for it (`CAP_PROP_N_THREADS`
+//! arrived in 4.7), and for this codec class decoding is cheap next to the BGR conversion and copy.
 
 use super::{Frame, FrameSource, SourceError, SourceInfo};
 use opencv::core::{Mat, Vector, CV_8UC3};
@@ -19,12 +19,6 @@ use opencv::videoio::{
 };
 use std::path::Path;
 use std::time::Instant;
-
-/// FFmpeg decoder threads per capture. Measured on vtest.avi (MPEG-4 part 2, 768x576), release
-/// build, 16-core host: 1 thread decodes ~1,500 fps, more threads barely help this codec (it is
-/// sws_scale and the copy that cost), and one thread per camera keeps a many-camera daemon from
-/// oversubscribing the cores that ONNX Runtime needs.
-pub const DECODER_THREADS: i32 = 1;
 
 /// Frame rate assumed when the container reports none (documented on [`SourceInfo::fps`]).
 const FALLBACK_FPS: f64 = 25.0;
