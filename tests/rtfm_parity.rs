@@ -79,7 +79,11 @@ fn formula_weights(widths: &RtfmWidths, formula: &Value) -> Vec<(String, candle_
                     x as f32
                 })
                 .collect();
-            (name.clone(), candle_core::Tensor::from_vec(values, shape.as_slice(), &candle_core::Device::Cpu).unwrap())
+            (
+                name.clone(),
+                candle_core::Tensor::from_vec(values, shape.as_slice(), &candle_core::Device::Cpu)
+                    .expect("formula tensor matches its shape"),
+            )
         })
         .collect()
 }
@@ -122,7 +126,8 @@ fn run_parity(file: &str, keep: impl Fn(usize, usize) -> bool) {
     let fixture = read_json(&fixtures().join("parity").join(file));
     let widths = widths_of(&fixture);
     let formula = &fixture["formula"];
-    let order: Vec<&str> = fixture["float_tensor_order"].as_array().expect("order").iter().filter_map(Value::as_str).collect();
+    let order: Vec<&str> =
+        fixture["float_tensor_order"].as_array().expect("order").iter().filter_map(Value::as_str).collect();
     let ours: Vec<String> = widths.tensor_shapes().into_iter().map(|(n, _)| n).collect();
     assert_eq!(order, ours, "FORMULA.md's tensor order (k) must equal ours");
     let net = Rtfm::from_tensors(&widths, formula_weights(&widths, formula)).expect("formula weights load");
@@ -138,7 +143,12 @@ fn run_parity(file: &str, keep: impl Fn(usize, usize) -> bool) {
         let start = Instant::now();
         let out = net.score(feats.view()).expect("score");
         let elapsed = start.elapsed();
-        let w = assert_close(&format!("{file} T={t} crops={crops}"), &out, &floats(&case["scores"]), &floats(&case["magnitudes"]));
+        let w = assert_close(
+            &format!("{file} T={t} crops={crops}"),
+            &out,
+            &floats(&case["scores"]),
+            &floats(&case["magnitudes"]),
+        );
         eprintln!("{file} T={t:>3} crops={crops:>2}: {elapsed:>10.2?}  score err {:.1e}  mag rel err {:.1e}", w.0, w.1);
         worst = (worst.0.max(w.0), worst.1.max(w.1));
         ran += 1;

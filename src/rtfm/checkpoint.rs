@@ -220,14 +220,20 @@ fn tensor_ref(v: Value) -> Result<TensorRef, String> {
             if size.len() != stride.len() {
                 return Err(format!("tensor size {size:?} and stride {stride:?} differ in rank"));
             }
-            let offset = args[1].as_int().and_then(|o| usize::try_from(o).ok()).ok_or("tensor offset is not a non-negative integer")?;
+            let offset = args[1]
+                .as_int()
+                .and_then(|o| usize::try_from(o).ok())
+                .ok_or("tensor offset is not a non-negative integer")?;
             let Value::Persistent(pid) = std::mem::replace(&mut args[0], Value::None) else {
                 return Err("tensor storage is not a persistent reference".into());
             };
             let Value::Tuple(pid) = *pid else { return Err("storage reference is not a tuple".into()) };
             // ('storage', storage_type, key, location, numel[, view_metadata])
             if pid.len() < 5 || pid[0].as_str() != Some("storage") {
-                return Err(format!("storage reference {} is not ('storage', type, key, location, numel)", short(&Value::Tuple(pid))));
+                return Err(format!(
+                    "storage reference {} is not ('storage', type, key, location, numel)",
+                    short(&Value::Tuple(pid))
+                ));
             }
             let storage_type = match &pid[1] {
                 Value::Global { name, .. } => name.clone(),
@@ -258,13 +264,23 @@ fn materialise(name: &str, t: &TensorRef, storages: &Storages) -> Result<Tensor,
     let dtype = float_dtype(&t.storage_type)
         .ok_or_else(|| format!("tensor {name} is stored as {}, expected a floating-point storage", t.storage_type))?;
     let elem = dtype.size_in_bytes();
-    let data = storages.get(&t.storage_key).ok_or_else(|| format!("tensor {name}: storage {} is missing", t.storage_key))?;
+    let data =
+        storages.get(&t.storage_key).ok_or_else(|| format!("tensor {name}: storage {} is missing", t.storage_key))?;
     let storage_len = data.len() / elem;
     let numel: usize = t.size.iter().try_fold(1usize, |a, &s| a.checked_mul(s)).ok_or("tensor size overflows")?;
-    let out_of_bounds = || format!("tensor {name}: size {:?} stride {:?} offset {} reach past its storage of {storage_len} elements", t.size, t.stride, t.offset);
+    let out_of_bounds = || {
+        format!(
+            "tensor {name}: size {:?} stride {:?} offset {} reach past its storage of {storage_len} elements",
+            t.size, t.stride, t.offset
+        )
+    };
     if numel > 0 {
         // The furthest element read bounds every index, so checking it once makes the loop safe.
-        let last = t.size.iter().zip(&t.stride).try_fold(t.offset, |a, (&s, &st)| (s - 1).checked_mul(st).and_then(|x| a.checked_add(x)));
+        let last = t
+            .size
+            .iter()
+            .zip(&t.stride)
+            .try_fold(t.offset, |a, (&s, &st)| (s - 1).checked_mul(st).and_then(|x| a.checked_add(x)));
         if last.is_none_or(|l| l >= storage_len) {
             return Err(out_of_bounds());
         }
@@ -290,8 +306,12 @@ fn materialise(name: &str, t: &TensorRef, storages: &Storages) -> Result<Tensor,
 
 /// Symbolic widths: distinct primes stand in for D, C, NL, H1, H2 so that each dimension of the
 /// reference table says which width it carries (the kernel sizes 1 and 3 never collide with them).
-const SYMBOLS: RtfmWidths =
-    RtfmWidths { feature_dim: 1_000_003, temporal_width: 1_000_033, nonlocal_width: 1_000_037, head: [1_000_039, 1_000_081] };
+const SYMBOLS: RtfmWidths = RtfmWidths {
+    feature_dim: 1_000_003,
+    temporal_width: 1_000_033,
+    nonlocal_width: 1_000_037,
+    head: [1_000_039, 1_000_081],
+};
 
 /// Infers the widths by majority vote over every dimension that carries each width, so one
 /// mis-shaped tensor is reported as that tensor rather than making every other tensor look wrong.
@@ -309,7 +329,10 @@ fn infer_widths(shapes: &HashMap<&str, Vec<usize>>) -> RtfmWidths {
         }
     }
     let pick = |sym: usize| {
-        votes.get(&sym).and_then(|v| v.iter().max_by_key(|(value, count)| (**count, usize::MAX - **value))).map_or(0, |(v, _)| *v)
+        votes
+            .get(&sym)
+            .and_then(|v| v.iter().max_by_key(|(value, count)| (**count, usize::MAX - **value)))
+            .map_or(0, |(v, _)| *v)
     };
     RtfmWidths {
         feature_dim: pick(SYMBOLS.feature_dim),
@@ -378,4 +401,42 @@ fn validate_and_build(
         tensors.push((name.clone(), materialise(name, t, storages).map_err(read_err)?));
     }
     Ok(ImportedCheckpoint { widths, tensors })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn widths_are_inferred_by_majority_despite_one_bad_tensor() {
+        let widths = RtfmWidths { feature_dim: 64, temporal_width: 16, nonlocal_width: 8, head: [32, 16] };
+        let mut shapes: Vec<(String, Vec<usize>)> = widths.tensor_shapes();
+        // One conv_1 weight with a wrong input width must not change the inferred D.
+        for (name, shape) in &mut shapes {
+            if name == "Aggregate.conv_1.0.weight" {
+                shape[1] = 63;
+            }
+        }
+        let map: HashMap<&str, Vec<usize>> = shapes.iter().map(|(n, s)| (n.as_str(), s.clone())).collect();
+        assert_eq!(infer_widths(&map), widths);
+        assert_eq!(infer_widths(&HashMap::new()).feature_dim, 0);
+    }
+
+    #[test]
+    fn strided_tensors_are_gathered_in_row_major_order() {
+        // A 2 x 3 tensor stored transposed (stride [1, 2]) at element offset 1.
+        let data: Vec<u8> = (0..7).flat_map(|i| (i as f32).to_le_bytes()).collect();
+        let storages = Storages::from([("k".to_string(), data)]);
+        let t = TensorRef {
+            storage_key: "k".into(),
+            storage_type: "FloatStorage".into(),
+            offset: 1,
+            size: vec![2, 3],
+            stride: vec![1, 2],
+        };
+        let x = materialise("x", &t, &storages).unwrap().to_vec2::<f32>().unwrap();
+        assert_eq!(x, vec![vec![1.0, 3.0, 5.0], vec![2.0, 4.0, 6.0]]);
+        let past_end = TensorRef { offset: 2, ..t };
+        assert!(materialise("x", &past_end, &storages).unwrap_err().contains("past its storage"));
+    }
 }

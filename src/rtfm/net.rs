@@ -235,15 +235,17 @@ impl Rtfm {
             Ok(t)
         };
         let conv = |get: &mut dyn FnMut(&str) -> candle_core::Result<Tensor>,
-                        prefix: &str,
-                        bias: bool,
-                        dilation: usize|
+                    prefix: &str,
+                    bias: bool,
+                    dilation: usize|
          -> candle_core::Result<Conv1d> {
             let weight = get(&format!("{prefix}.weight"))?;
             let bias = if bias { Some(get(&format!("{prefix}.bias"))?) } else { None };
             Ok(Conv1d { weight, bias, dilation })
         };
-        let bn = |get: &mut dyn FnMut(&str) -> candle_core::Result<Tensor>, prefix: &str| -> candle_core::Result<BatchNorm> {
+        let bn = |get: &mut dyn FnMut(&str) -> candle_core::Result<Tensor>,
+                  prefix: &str|
+         -> candle_core::Result<BatchNorm> {
             Ok(BatchNorm {
                 weight: get(&format!("{prefix}.weight"))?,
                 bias: get(&format!("{prefix}.bias"))?,
@@ -251,9 +253,10 @@ impl Rtfm {
                 running_var: get(&format!("{prefix}.running_var"))?,
             })
         };
-        let linear = |get: &mut dyn FnMut(&str) -> candle_core::Result<Tensor>, prefix: &str| -> candle_core::Result<Linear> {
-            Ok(Linear { weight: get(&format!("{prefix}.weight"))?, bias: get(&format!("{prefix}.bias"))? })
-        };
+        let linear =
+            |get: &mut dyn FnMut(&str) -> candle_core::Result<Tensor>, prefix: &str| -> candle_core::Result<Linear> {
+                Ok(Linear { weight: get(&format!("{prefix}.weight"))?, bias: get(&format!("{prefix}.bias"))? })
+            };
         let dilated = [
             (conv(&mut get, "Aggregate.conv_1.0", true, 1)?, bn(&mut get, "Aggregate.conv_1.2")?),
             (conv(&mut get, "Aggregate.conv_2.0", true, 2)?, bn(&mut get, "Aggregate.conv_2.2")?),
@@ -283,14 +286,18 @@ impl Rtfm {
 
     fn from_named(widths: &RtfmWidths, tensors: Vec<(String, Tensor)>, source: &str) -> Result<Self, RtfmError> {
         let weights_err = |reason: String| RtfmError::Weights { path: source.to_string(), reason };
-        check_names_shapes(widths, tensors.iter().map(|(n, t)| (n.as_str(), t.dims().to_vec()))).map_err(weights_err)?;
+        check_names_shapes(widths, tensors.iter().map(|(n, t)| (n.as_str(), t.dims().to_vec())))
+            .map_err(weights_err)?;
         let mut map = HashMap::with_capacity(tensors.len());
         for (name, t) in tensors {
             if name.ends_with(".num_batches_tracked") {
                 continue;
             }
             if !t.dtype().is_float() {
-                return Err(weights_err(format!("tensor {name} has dtype {:?}, expected a floating-point type", t.dtype())));
+                return Err(weights_err(format!(
+                    "tensor {name} has dtype {:?}, expected a floating-point type",
+                    t.dtype()
+                )));
             }
             let t = t.to_device(&Device::Cpu)?.to_dtype(DType::F32)?;
             map.insert(name, t);
@@ -319,7 +326,11 @@ impl Rtfm {
                 safetensors::Dtype::F64 => DType::F64,
                 safetensors::Dtype::F16 => DType::F16,
                 safetensors::Dtype::BF16 => DType::BF16,
-                other => return Err(weights_err(format!("tensor {name} has dtype {other:?}, expected F32, F64, F16 or BF16"))),
+                other => {
+                    return Err(weights_err(format!(
+                        "tensor {name} has dtype {other:?}, expected F32, F64, F16 or BF16"
+                    )))
+                }
             };
             let t = Tensor::from_raw_buffer(view.data(), dtype, view.shape(), &Device::Cpu)
                 .map_err(|e| weights_err(format!("tensor {name}: {e}")))?;
@@ -346,9 +357,10 @@ impl Rtfm {
     pub fn trainable(widths: &RtfmWidths, seed: u64) -> Result<(Self, VarMap), RtfmError> {
         let varmap = VarMap::new();
         {
-            let mut data = varmap.data().lock().map_err(|_| {
-                RtfmError::Compute(candle_core::Error::Msg("VarMap lock poisoned".into()))
-            })?;
+            let mut data = varmap
+                .data()
+                .lock()
+                .map_err(|_| RtfmError::Compute(candle_core::Error::Msg("VarMap lock poisoned".into())))?;
             for (name, t) in random_tensors(widths, seed)? {
                 data.insert(name, Var::from_tensor(&t)?);
             }
@@ -570,8 +582,12 @@ mod tests {
     fn non_local_matches_explicit_t_by_t_product() {
         // The reassociated product must equal the reference's (theta^T phi / T) g.
         let net = Rtfm::new_random(&SMALL, 9).unwrap();
-        let h = Tensor::from_vec((0..2 * 5 * 4).map(|i| (i as f32 * 0.3).cos()).collect::<Vec<_>>(), (2, 5, 4), &Device::Cpu)
-            .unwrap();
+        let h = Tensor::from_vec(
+            (0..2 * 5 * 4).map(|i| (i as f32 * 0.3).cos()).collect::<Vec<_>>(),
+            (2, 5, 4),
+            &Device::Cpu,
+        )
+        .unwrap();
         let fast = net.non_local(&h, false).unwrap();
         let theta = net.theta.forward(&h).unwrap();
         let phi = net.phi.forward(&h).unwrap();
@@ -597,9 +613,9 @@ mod tests {
         let out = conv.forward(&Tensor::from_vec(x.clone(), (1, t, cin), &Device::Cpu).unwrap()).unwrap();
         let out = out.squeeze(0).unwrap().to_vec2::<f32>().unwrap();
         let bias = [0.1f32, -0.2, 0.3];
-        for ti in 0..t {
-            for o in 0..3 {
-                let mut s = bias[o];
+        for (ti, row) in out.iter().enumerate() {
+            for (o, &b) in bias.iter().enumerate() {
+                let mut s = b;
                 for k in 0..3 {
                     let src = ti as isize + (k as isize - 1) * 2;
                     if src < 0 || src >= t as isize {
@@ -609,7 +625,7 @@ mod tests {
                         s += w[o * 6 + c * 3 + k] * x[src as usize * cin + c];
                     }
                 }
-                assert!((out[ti][o] - s).abs() < 1e-5, "t {ti} o {o}: {} vs {s}", out[ti][o]);
+                assert!((row[o] - s).abs() < 1e-5, "t {ti} o {o}: {} vs {s}", row[o]);
             }
         }
     }
@@ -617,13 +633,19 @@ mod tests {
     #[test]
     fn gradients_reach_conv_weights() {
         let (net, varmap) = Rtfm::trainable(&SMALL, 2).unwrap();
-        let x = Tensor::from_vec(feats(6, 2, 16).permuted_axes([1, 0, 2]).iter().copied().collect::<Vec<_>>(), (1, 2, 6, 16), &Device::Cpu)
-            .unwrap();
+        let x = Tensor::from_vec(
+            feats(6, 2, 16).permuted_axes([1, 0, 2]).iter().copied().collect::<Vec<_>>(),
+            (1, 2, 6, 16),
+            &Device::Cpu,
+        )
+        .unwrap();
         let out = net.forward(&x, true).unwrap();
         let loss = (out.scores.sum_all().unwrap() + out.magnitudes.mean_all().unwrap()).unwrap();
         let grads = loss.backward().unwrap();
         let data = varmap.data().lock().unwrap();
-        for name in ["Aggregate.conv_1.0.weight", "Aggregate.conv_5.0.weight", "Aggregate.non_local.theta.weight", "fc1.weight"] {
+        for name in
+            ["Aggregate.conv_1.0.weight", "Aggregate.conv_5.0.weight", "Aggregate.non_local.theta.weight", "fc1.weight"]
+        {
             let g = grads.get(data[name].as_tensor()).unwrap_or_else(|| panic!("no gradient for {name}"));
             let norm = g.sqr().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
             assert!(norm.is_finite() && norm > 0.0, "{name}: {norm}");
