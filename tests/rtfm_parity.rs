@@ -31,19 +31,13 @@ fn widths_of(v: &Value) -> RtfmWidths {
 }
 
 fn num(formula: &Value, key: &str) -> f64 {
-    formula[key]
-        .as_f64()
-        .unwrap_or_else(|| panic!("formula constant {key} missing"))
+    formula[key].as_f64().unwrap_or_else(|| panic!("formula constant {key} missing"))
 }
 
 /// FORMULA.md's weights: tensors sorted by name, v = sin((phase + step*i) + tensor*k), scaled
 /// per kind, in f64, then cast to f32.
 fn formula_weights(widths: &RtfmWidths, formula: &Value) -> Vec<(String, candle_core::Tensor)> {
-    let (phase, step, per_tensor) = (
-        num(formula, "w_phase"),
-        num(formula, "w_step"),
-        num(formula, "w_tensor"),
-    );
+    let (phase, step, per_tensor) = (num(formula, "w_phase"), num(formula, "w_step"), num(formula, "w_tensor"));
     let fc3_scale = num(formula, "fc3_scale");
     let bn_modules: Vec<String> = formula["bn_modules"]
         .as_array()
@@ -88,7 +82,7 @@ fn formula_weights(widths: &RtfmWidths, formula: &Value) -> Vec<(String, candle_
             (
                 name.clone(),
                 candle_core::Tensor::from_vec(values, shape.as_slice(), &candle_core::Device::Cpu)
-                    .unwrap(),
+                    .expect("formula tensor matches its shape"),
             )
         })
         .collect()
@@ -96,13 +90,8 @@ fn formula_weights(widths: &RtfmWidths, formula: &Value) -> Vec<(String, candle_
 
 /// FORMULA.md's features `[T, crops, D]`.
 fn formula_features(t: usize, crops: usize, d: usize, formula: &Value) -> Array3<f32> {
-    let (ft, fc, fd, ftd, amp) = (
-        num(formula, "f_t"),
-        num(formula, "f_c"),
-        num(formula, "f_d"),
-        num(formula, "f_td"),
-        num(formula, "f_amp"),
-    );
+    let (ft, fc, fd, ftd, amp) =
+        (num(formula, "f_t"), num(formula, "f_c"), num(formula, "f_d"), num(formula, "f_td"), num(formula, "f_amp"));
     Array3::from_shape_fn((t, crops, d), |(t, c, d)| {
         let (t, c, d) = (t as f64, c as f64, d as f64);
         let arg = ((ft * t + fc * c) + fd * d) + (ftd * t) * d;
@@ -111,38 +100,23 @@ fn formula_features(t: usize, crops: usize, d: usize, formula: &Value) -> Array3
 }
 
 fn floats(v: &Value) -> Vec<f64> {
-    v.as_array()
-        .expect("float list")
-        .iter()
-        .map(|x| x.as_f64().expect("float"))
-        .collect()
+    v.as_array().expect("float list").iter().map(|x| x.as_f64().expect("float")).collect()
 }
 
 /// Asserts scores and magnitudes against a fixture, returning the worst (score, relative
 /// magnitude) errors for the report.
-fn assert_close(
-    label: &str,
-    got: &vigil::rtfm::ScoreOutput,
-    scores: &[f64],
-    mags: &[f64],
-) -> (f64, f64) {
+fn assert_close(label: &str, got: &vigil::rtfm::ScoreOutput, scores: &[f64], mags: &[f64]) -> (f64, f64) {
     assert_eq!(got.scores.len(), scores.len(), "{label}: score count");
     assert_eq!(got.magnitudes.len(), mags.len(), "{label}: magnitude count");
     let mut worst = (0.0f64, 0.0f64);
     for (t, (&s, &r)) in got.scores.iter().zip(scores).enumerate() {
         let e = (f64::from(s) - r).abs();
-        assert!(
-            e <= SCORE_TOL,
-            "{label}: score[{t}] = {s}, reference {r}, |diff| {e:e}"
-        );
+        assert!(e <= SCORE_TOL, "{label}: score[{t}] = {s}, reference {r}, |diff| {e:e}");
         worst.0 = worst.0.max(e);
     }
     for (t, (&m, &r)) in got.magnitudes.iter().zip(mags).enumerate() {
         let e = (f64::from(m) - r).abs() / r.abs();
-        assert!(
-            e <= MAG_REL_TOL,
-            "{label}: magnitude[{t}] = {m}, reference {r}, relative diff {e:e}"
-        );
+        assert!(e <= MAG_REL_TOL, "{label}: magnitude[{t}] = {m}, reference {r}, relative diff {e:e}");
         worst.1 = worst.1.max(e);
     }
     worst
@@ -152,16 +126,11 @@ fn run_parity(file: &str, keep: impl Fn(usize, usize) -> bool) {
     let fixture = read_json(&fixtures().join("parity").join(file));
     let widths = widths_of(&fixture);
     let formula = &fixture["formula"];
-    let order: Vec<&str> = fixture["float_tensor_order"]
-        .as_array()
-        .expect("order")
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
+    let order: Vec<&str> =
+        fixture["float_tensor_order"].as_array().expect("order").iter().filter_map(Value::as_str).collect();
     let ours: Vec<String> = widths.tensor_shapes().into_iter().map(|(n, _)| n).collect();
     assert_eq!(order, ours, "FORMULA.md's tensor order (k) must equal ours");
-    let net = Rtfm::from_tensors(&widths, formula_weights(&widths, formula))
-        .expect("formula weights load");
+    let net = Rtfm::from_tensors(&widths, formula_weights(&widths, formula)).expect("formula weights load");
     let mut worst = (0.0f64, 0.0f64);
     let mut ran = 0;
     for case in fixture["cases"].as_array().expect("cases") {
@@ -185,10 +154,7 @@ fn run_parity(file: &str, keep: impl Fn(usize, usize) -> bool) {
         ran += 1;
     }
     assert!(ran > 0, "no case selected");
-    eprintln!(
-        "{file}: {ran} cases, worst score error {:.2e}, worst relative magnitude error {:.2e}",
-        worst.0, worst.1
-    );
+    eprintln!("{file}: {ran} cases, worst score error {:.2e}, worst relative magnitude error {:.2e}", worst.0, worst.1);
 }
 
 #[test]
@@ -200,9 +166,7 @@ fn small_widths_match_pytorch_on_every_case() {
 fn reference_widths_match_pytorch() {
     // Every one-crop case, and ten crops at short lengths and at T = 500 (the largest, ~0.25
     // TFLOP in all); the ten-crop middle lengths add time but no new code path.
-    run_parity("reference.json", |t, crops| {
-        crops == 1 || t <= 3 || t == 500
-    });
+    run_parity("reference.json", |t, crops| crops == 1 || t <= 3 || t == 500);
 }
 
 fn expected_small() -> (Value, Array3<f32>) {
@@ -223,29 +187,13 @@ fn imported_checkpoints_reproduce_expected_scores() {
     let (expected, feats) = expected_small();
     let widths = widths_of(&expected);
     let (scores, mags) = (floats(&expected["scores"]), floats(&expected["magnitudes"]));
-    for file in [
-        "small_zip.pt",
-        "small_legacy.pt",
-        "small_module_prefix.pt",
-        "small_float64.pt",
-    ] {
+    for file in ["small_zip.pt", "small_legacy.pt", "small_module_prefix.pt", "small_float64.pt"] {
         let ckpt = import_checkpoint(&checkpoint(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
         assert_eq!(ckpt.widths, widths, "{file}: inferred widths");
         assert_eq!(ckpt.tensors.len(), 42, "{file}: float tensors");
-        assert!(
-            ckpt.tensors
-                .iter()
-                .all(|(_, t)| t.dtype() == candle_core::DType::F32),
-            "{file}: all f32"
-        );
-        let net = Rtfm::from_tensors(&ckpt.widths, ckpt.tensors)
-            .unwrap_or_else(|e| panic!("{file}: {e}"));
-        assert_close(
-            file,
-            &net.score(feats.view()).expect("score"),
-            &scores,
-            &mags,
-        );
+        assert!(ckpt.tensors.iter().all(|(_, t)| t.dtype() == candle_core::DType::F32), "{file}: all f32");
+        let net = Rtfm::from_tensors(&ckpt.widths, ckpt.tensors).unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert_close(file, &net.score(feats.view()).expect("score"), &scores, &mags);
     }
 }
 
@@ -274,10 +222,7 @@ fn imported_checkpoint_round_trips_through_safetensors() {
     let path = dir.path().join("rtfm.safetensors");
     net.save(&path).expect("save");
     let back = Rtfm::load(&path, &widths_of(&expected)).expect("load");
-    assert_eq!(
-        net.score(feats.view()).unwrap(),
-        back.score(feats.view()).unwrap()
-    );
+    assert_eq!(net.score(feats.view()).unwrap(), back.score(feats.view()).unwrap());
 }
 
 #[test]
@@ -294,9 +239,7 @@ fn missing_tensor_is_named() {
 #[test]
 fn extra_tensor_is_named() {
     match import_checkpoint(&checkpoint("small_extra.pt")) {
-        Err(CheckpointError::Extra { extra, .. }) => {
-            assert_eq!(extra, vec!["extra.weight".to_string()])
-        }
+        Err(CheckpointError::Extra { extra, .. }) => assert_eq!(extra, vec!["extra.weight".to_string()]),
         other => panic!("expected Extra, got {:?}", other.err()),
     }
 }
@@ -304,12 +247,7 @@ fn extra_tensor_is_named() {
 #[test]
 fn transposed_tensor_is_a_shape_error() {
     match import_checkpoint(&checkpoint("small_badshape.pt")) {
-        Err(CheckpointError::Shape {
-            name,
-            got,
-            expected,
-            ..
-        }) => {
+        Err(CheckpointError::Shape { name, got, expected, .. }) => {
             assert_eq!(name, "fc2.weight");
             assert_eq!(got, vec![32, 16]);
             assert_eq!(expected, vec![16, 32]);
@@ -324,18 +262,7 @@ fn truncated_checkpoints_are_read_errors_not_panics() {
     for file in ["small_zip.pt", "small_legacy.pt"] {
         let bytes = std::fs::read(checkpoint(file)).expect("fixture");
         // Cuts inside the header pickles, the state_dict pickle, the storage data and the last byte.
-        for keep in [
-            0,
-            1,
-            10,
-            40,
-            200,
-            1000,
-            bytes.len() / 3,
-            bytes.len() / 2,
-            bytes.len() - 100,
-            bytes.len() - 1,
-        ] {
+        for keep in [0, 1, 10, 40, 200, 1000, bytes.len() / 3, bytes.len() / 2, bytes.len() - 100, bytes.len() - 1] {
             let path = dir.path().join(format!("cut_{keep}_{file}"));
             std::fs::write(&path, &bytes[..keep]).expect("write");
             match import_checkpoint(&path) {
@@ -350,15 +277,9 @@ fn truncated_checkpoints_are_read_errors_not_panics() {
     }
     let garbage = dir.path().join("garbage.pt");
     std::fs::write(&garbage, b"this is not a checkpoint at all").expect("write");
-    assert!(matches!(
-        import_checkpoint(&garbage),
-        Err(CheckpointError::Read { .. })
-    ));
+    assert!(matches!(import_checkpoint(&garbage), Err(CheckpointError::Read { .. })));
     let absent = dir.path().join("absent.pt");
-    assert!(matches!(
-        import_checkpoint(&absent),
-        Err(CheckpointError::Read { .. })
-    ));
+    assert!(matches!(import_checkpoint(&absent), Err(CheckpointError::Read { .. })));
 }
 
 #[test]
@@ -381,12 +302,7 @@ fn corrupted_bytes_never_panic() {
 #[test]
 #[ignore]
 fn perf_window_scoring() {
-    let small = RtfmWidths {
-        feature_dim: 256,
-        temporal_width: 64,
-        nonlocal_width: 32,
-        head: [128, 32],
-    };
+    let small = RtfmWidths { feature_dim: 256, temporal_width: 64, nonlocal_width: 32, head: [128, 32] };
     let net = Rtfm::new_random(&small, 7).unwrap();
     let parity = read_json(&fixtures().join("parity/small.json"));
     let feats = formula_features(32, 1, 256, &parity["formula"]);
@@ -418,9 +334,6 @@ fn perf_window_scoring() {
         for _ in 0..reps {
             net.score(feats.view()).unwrap();
         }
-        eprintln!(
-            "reference widths, [{t}, {crops}, 2048]: {:.1} ms",
-            s.elapsed().as_secs_f64() * 1e3 / reps as f64
-        );
+        eprintln!("reference widths, [{t}, {crops}, 2048]: {:.1} ms", s.elapsed().as_secs_f64() * 1e3 / reps as f64);
     }
 }

@@ -40,10 +40,7 @@ struct TensorRef {
 /// Reads a `torch.save(state_dict)` file (zip or legacy format) with the 47 reference names.
 pub fn import_checkpoint(path: &Path) -> Result<ImportedCheckpoint, CheckpointError> {
     let shown = path.display().to_string();
-    let read_err = |reason: String| CheckpointError::Read {
-        path: shown.clone(),
-        reason,
-    };
+    let read_err = |reason: String| CheckpointError::Read { path: shown.clone(), reason };
     let bytes = std::fs::read(path).map_err(|e| read_err(format!("cannot read: {e}")))?;
     let (entries, storages) = if bytes.starts_with(b"PK\x03\x04") {
         read_zip(&bytes).map_err(read_err)?
@@ -59,19 +56,11 @@ type Storages = HashMap<String, Vec<u8>>;
 fn read_zip(bytes: &[u8]) -> Result<(Vec<(String, TensorRef)>, Storages), String> {
     let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes))
         .map_err(|e| format!("zip-format checkpoint is unreadable (truncated or corrupt?): {e}"))?;
-    let pkl_names: Vec<String> = zip
-        .file_names()
-        .filter(|n| n.ends_with("data.pkl"))
-        .map(str::to_string)
-        .collect();
+    let pkl_names: Vec<String> = zip.file_names().filter(|n| n.ends_with("data.pkl")).map(str::to_string).collect();
     let pkl_name = match pkl_names.as_slice() {
         [one] => one.clone(),
         [] => return Err("zip archive has no data.pkl: not a torch.save file".into()),
-        many => {
-            return Err(format!(
-                "zip archive has several data.pkl entries: {many:?}"
-            ))
-        }
+        many => return Err(format!("zip archive has several data.pkl entries: {many:?}")),
     };
     let prefix = pkl_name.trim_end_matches("data.pkl").to_string();
     let pkl = read_entry(&mut zip, &pkl_name)?;
@@ -90,17 +79,11 @@ fn read_zip(bytes: &[u8]) -> Result<(Vec<(String, TensorRef)>, Storages), String
     Ok((entries, storages))
 }
 
-fn read_entry(
-    zip: &mut zip::ZipArchive<std::io::Cursor<&[u8]>>,
-    name: &str,
-) -> Result<Vec<u8>, String> {
-    let mut f = zip
-        .by_name(name)
-        .map_err(|e| format!("zip entry {name}: {e}"))?;
+fn read_entry(zip: &mut zip::ZipArchive<std::io::Cursor<&[u8]>>, name: &str) -> Result<Vec<u8>, String> {
+    let mut f = zip.by_name(name).map_err(|e| format!("zip entry {name}: {e}"))?;
     // The declared size is a claim, not a fact: cap the pre-allocation and let read_to_end grow.
     let mut out = Vec::with_capacity(usize::try_from(f.size()).unwrap_or(0).min(1 << 28));
-    f.read_to_end(&mut out)
-        .map_err(|e| format!("zip entry {name} is unreadable (truncated or corrupt?): {e}"))?;
+    f.read_to_end(&mut out).map_err(|e| format!("zip entry {name} is unreadable (truncated or corrupt?): {e}"))?;
     Ok(out)
 }
 
@@ -117,34 +100,23 @@ fn read_legacy(bytes: &[u8]) -> Result<(Vec<(String, TensorRef)>, Storages), Str
         _ => false,
     };
     if !is_magic {
-        return Err(format!(
-            "{not_torch} (first pickle is {magic:?}, not the legacy magic number)"
-        ));
+        return Err(format!("{not_torch} (first pickle is {magic:?}, not the legacy magic number)"));
     }
-    let version =
-        pickle::read(bytes, &mut pos).map_err(|e| format!("legacy protocol version: {e}"))?;
+    let version = pickle::read(bytes, &mut pos).map_err(|e| format!("legacy protocol version: {e}"))?;
     if version.as_int() != Some(LEGACY_PROTOCOL_VERSION) {
-        return Err(format!(
-            "legacy protocol version {version:?}, expected {LEGACY_PROTOCOL_VERSION}"
-        ));
+        return Err(format!("legacy protocol version {version:?}, expected {LEGACY_PROTOCOL_VERSION}"));
     }
     let sys_info = pickle::read(bytes, &mut pos).map_err(|e| format!("legacy sys_info: {e}"))?;
     if let Value::Dict(items) = &sys_info {
-        let big_endian = items
-            .iter()
-            .any(|(k, v)| k.as_str() == Some("little_endian") && *v == Value::Bool(false));
+        let big_endian = items.iter().any(|(k, v)| k.as_str() == Some("little_endian") && *v == Value::Bool(false));
         if big_endian {
             return Err("checkpoint was written on a big-endian machine; only little-endian data is supported".into());
         }
     }
-    let root =
-        pickle::read(bytes, &mut pos).map_err(|e| format!("legacy state_dict pickle: {e}"))?;
+    let root = pickle::read(bytes, &mut pos).map_err(|e| format!("legacy state_dict pickle: {e}"))?;
     let entries = state_dict_entries(root)?;
-    let keys =
-        pickle::read(bytes, &mut pos).map_err(|e| format!("legacy storage key list: {e}"))?;
-    let Value::List(keys) = keys else {
-        return Err(format!("legacy storage key list is {keys:?}, not a list"));
-    };
+    let keys = pickle::read(bytes, &mut pos).map_err(|e| format!("legacy storage key list: {e}"))?;
+    let Value::List(keys) = keys else { return Err(format!("legacy storage key list is {keys:?}, not a list")) };
 
     // The data section gives only element counts, so the element size comes from the storage
     // type the tensors named for that key.
@@ -158,14 +130,11 @@ fn read_legacy(bytes: &[u8]) -> Result<(Vec<(String, TensorRef)>, Storages), Str
             Value::Str(s) => s,
             other => return Err(format!("legacy storage key {other:?} is not a string")),
         };
-        let ty = types
-            .get(key.as_str())
-            .ok_or_else(|| format!("storage {key} is not used by any tensor"))?;
-        let elem =
-            element_size(ty).ok_or_else(|| format!("storage {key} has unsupported type {ty}"))?;
-        let count_bytes = bytes.get(pos..pos + 8).ok_or_else(|| {
-            format!("truncated: storage {key}'s element count is missing at offset {pos}")
-        })?;
+        let ty = types.get(key.as_str()).ok_or_else(|| format!("storage {key} is not used by any tensor"))?;
+        let elem = element_size(ty).ok_or_else(|| format!("storage {key} has unsupported type {ty}"))?;
+        let count_bytes = bytes
+            .get(pos..pos + 8)
+            .ok_or_else(|| format!("truncated: storage {key}'s element count is missing at offset {pos}"))?;
         let mut c = [0u8; 8];
         c.copy_from_slice(count_bytes);
         let count = u64::from_le_bytes(c);
@@ -211,26 +180,16 @@ fn float_dtype(storage_type: &str) -> Option<DType> {
 /// checkpoint dict that holds one under `state_dict`.
 fn state_dict_entries(root: Value) -> Result<Vec<(String, TensorRef)>, String> {
     let Value::Dict(items) = root else {
-        return Err(format!(
-            "top-level object is not a state_dict (a dict of tensors): {}",
-            short(&root)
-        ));
+        return Err(format!("top-level object is not a state_dict (a dict of tensors): {}", short(&root)));
     };
-    if let Some((_, Value::Dict(_))) = items.iter().find(|(k, _)| k.as_str() == Some("state_dict"))
-    {
-        let inner = items
-            .into_iter()
-            .find(|(k, _)| k.as_str() == Some("state_dict"))
-            .map(|(_, v)| v);
+    if let Some((_, Value::Dict(_))) = items.iter().find(|(k, _)| k.as_str() == Some("state_dict")) {
+        let inner = items.into_iter().find(|(k, _)| k.as_str() == Some("state_dict")).map(|(_, v)| v);
         return state_dict_entries(inner.unwrap_or(Value::None));
     }
     items
         .into_iter()
         .map(|(k, v)| {
-            let name = k
-                .as_str()
-                .ok_or_else(|| format!("state_dict key {} is not a string", short(&k)))?
-                .to_string();
+            let name = k.as_str().ok_or_else(|| format!("state_dict key {} is not a string", short(&k)))?.to_string();
             let t = tensor_ref(v).map_err(|e| format!("entry {name}: {e}"))?;
             Ok((name, t))
         })
@@ -241,10 +200,7 @@ fn state_dict_entries(root: Value) -> Result<Vec<(String, TensorRef)>, String> {
 fn short(v: &Value) -> String {
     let s = format!("{v:?}");
     if s.len() > 120 {
-        format!(
-            "{}...",
-            &s[..s.char_indices().nth(117).map_or(s.len(), |(i, _)| i)]
-        )
+        format!("{}...", &s[..s.char_indices().nth(117).map_or(s.len(), |(i, _)| i)])
     } else {
         s
     }
@@ -253,28 +209,16 @@ fn short(v: &Value) -> String {
 /// Decodes `torch._utils._rebuild_tensor_v2(storage, offset, size, stride, ...)`, possibly
 /// wrapped in `_rebuild_parameter`.
 fn tensor_ref(v: Value) -> Result<TensorRef, String> {
-    let Value::Reduce { callable, args } = v else {
-        return Err(format!("not a tensor: {}", short(&v)));
-    };
-    let Value::Global { module, name } = *callable else {
-        return Err("not a tensor: callable is not a global".into());
-    };
-    let Value::Tuple(mut args) = *args else {
-        return Err("tensor arguments are not a tuple".into());
-    };
+    let Value::Reduce { callable, args } = v else { return Err(format!("not a tensor: {}", short(&v))) };
+    let Value::Global { module, name } = *callable else { return Err("not a tensor: callable is not a global".into()) };
+    let Value::Tuple(mut args) = *args else { return Err("tensor arguments are not a tuple".into()) };
     match (module.as_str(), name.as_str()) {
-        ("torch._utils", "_rebuild_parameter") if !args.is_empty() => {
-            tensor_ref(args.swap_remove(0))
-        }
-        ("torch._utils", "_rebuild_tensor_v2") | ("torch._utils", "_rebuild_tensor")
-            if args.len() >= 4 =>
-        {
+        ("torch._utils", "_rebuild_parameter") if !args.is_empty() => tensor_ref(args.swap_remove(0)),
+        ("torch._utils", "_rebuild_tensor_v2") | ("torch._utils", "_rebuild_tensor") if args.len() >= 4 => {
             let stride = int_tuple(&args[3]).ok_or("tensor stride is not a tuple of integers")?;
             let size = int_tuple(&args[2]).ok_or("tensor size is not a tuple of integers")?;
             if size.len() != stride.len() {
-                return Err(format!(
-                    "tensor size {size:?} and stride {stride:?} differ in rank"
-                ));
+                return Err(format!("tensor size {size:?} and stride {stride:?} differ in rank"));
             }
             let offset = args[1]
                 .as_int()
@@ -283,9 +227,7 @@ fn tensor_ref(v: Value) -> Result<TensorRef, String> {
             let Value::Persistent(pid) = std::mem::replace(&mut args[0], Value::None) else {
                 return Err("tensor storage is not a persistent reference".into());
             };
-            let Value::Tuple(pid) = *pid else {
-                return Err("storage reference is not a tuple".into());
-            };
+            let Value::Tuple(pid) = *pid else { return Err("storage reference is not a tuple".into()) };
             // ('storage', storage_type, key, location, numel[, view_metadata])
             if pid.len() < 5 || pid[0].as_str() != Some("storage") {
                 return Err(format!(
@@ -297,28 +239,14 @@ fn tensor_ref(v: Value) -> Result<TensorRef, String> {
                 Value::Global { name, .. } => name.clone(),
                 other => return Err(format!("storage type {} is not a class", short(other))),
             };
-            let key = pid[2]
-                .as_str()
-                .ok_or("storage key is not a string")?
-                .to_string();
+            let key = pid[2].as_str().ok_or("storage key is not a string")?.to_string();
             let mut offset = offset;
             // Legacy storage views: (view_key, element offset, view_size) inside the root storage.
             if let Some(Value::Tuple(view)) = pid.get(5) {
-                let view_offset = view
-                    .get(1)
-                    .and_then(Value::as_int)
-                    .and_then(|o| usize::try_from(o).ok());
-                offset = view_offset
-                    .and_then(|v| v.checked_add(offset))
-                    .ok_or("storage view offset is invalid")?;
+                let view_offset = view.get(1).and_then(Value::as_int).and_then(|o| usize::try_from(o).ok());
+                offset = view_offset.and_then(|v| v.checked_add(offset)).ok_or("storage view offset is invalid")?;
             }
-            Ok(TensorRef {
-                storage_key: key,
-                storage_type,
-                offset,
-                size,
-                stride,
-            })
+            Ok(TensorRef { storage_key: key, storage_type, offset, size, stride })
         }
         _ => Err(format!("not a tensor: built by {module}.{name}")),
     }
@@ -326,34 +254,25 @@ fn tensor_ref(v: Value) -> Result<TensorRef, String> {
 
 fn int_tuple(v: &Value) -> Option<Vec<usize>> {
     match v {
-        Value::Tuple(items) => items
-            .iter()
-            .map(|i| i.as_int().and_then(|x| usize::try_from(x).ok()))
-            .collect(),
+        Value::Tuple(items) => items.iter().map(|i| i.as_int().and_then(|x| usize::try_from(x).ok())).collect(),
         _ => None,
     }
 }
 
 /// Gathers a tensor's elements (any strides) from its storage and converts them to f32.
 fn materialise(name: &str, t: &TensorRef, storages: &Storages) -> Result<Tensor, String> {
-    let dtype = float_dtype(&t.storage_type).ok_or_else(|| {
-        format!(
-            "tensor {name} is stored as {}, expected a floating-point storage",
-            t.storage_type
-        )
-    })?;
+    let dtype = float_dtype(&t.storage_type)
+        .ok_or_else(|| format!("tensor {name} is stored as {}, expected a floating-point storage", t.storage_type))?;
     let elem = dtype.size_in_bytes();
-    let data = storages
-        .get(&t.storage_key)
-        .ok_or_else(|| format!("tensor {name}: storage {} is missing", t.storage_key))?;
+    let data =
+        storages.get(&t.storage_key).ok_or_else(|| format!("tensor {name}: storage {} is missing", t.storage_key))?;
     let storage_len = data.len() / elem;
-    let numel: usize = t
-        .size
-        .iter()
-        .try_fold(1usize, |a, &s| a.checked_mul(s))
-        .ok_or("tensor size overflows")?;
+    let numel: usize = t.size.iter().try_fold(1usize, |a, &s| a.checked_mul(s)).ok_or("tensor size overflows")?;
     let out_of_bounds = || {
-        format!("tensor {name}: size {:?} stride {:?} offset {} reach past its storage of {storage_len} elements", t.size, t.stride, t.offset)
+        format!(
+            "tensor {name}: size {:?} stride {:?} offset {} reach past its storage of {storage_len} elements",
+            t.size, t.stride, t.offset
+        )
     };
     if numel > 0 {
         // The furthest element read bounds every index, so checking it once makes the loop safe.
@@ -361,9 +280,7 @@ fn materialise(name: &str, t: &TensorRef, storages: &Storages) -> Result<Tensor,
             .size
             .iter()
             .zip(&t.stride)
-            .try_fold(t.offset, |a, (&s, &st)| {
-                (s - 1).checked_mul(st).and_then(|x| a.checked_add(x))
-            });
+            .try_fold(t.offset, |a, (&s, &st)| (s - 1).checked_mul(st).and_then(|x| a.checked_add(x)));
         if last.is_none_or(|l| l >= storage_len) {
             return Err(out_of_bounds());
         }
@@ -371,12 +288,7 @@ fn materialise(name: &str, t: &TensorRef, storages: &Storages) -> Result<Tensor,
     let mut gathered = Vec::with_capacity(numel * elem);
     let mut index = vec![0usize; t.size.len()];
     for _ in 0..numel {
-        let e = t.offset
-            + index
-                .iter()
-                .zip(&t.stride)
-                .map(|(i, s)| i * s)
-                .sum::<usize>();
+        let e = t.offset + index.iter().zip(&t.stride).map(|(i, s)| i * s).sum::<usize>();
         gathered.extend_from_slice(&data[e * elem..(e + 1) * elem]);
         // Odometer increment, last axis fastest: row-major order as the shape describes.
         for axis in (0..index.len()).rev() {
@@ -406,9 +318,7 @@ const SYMBOLS: RtfmWidths = RtfmWidths {
 fn infer_widths(shapes: &HashMap<&str, Vec<usize>>) -> RtfmWidths {
     let mut votes: HashMap<usize, BTreeMap<usize, usize>> = HashMap::new();
     for (name, symbolic) in SYMBOLS.tensor_shapes() {
-        let Some(got) = shapes.get(name.as_str()) else {
-            continue;
-        };
+        let Some(got) = shapes.get(name.as_str()) else { continue };
         if got.len() != symbolic.len() {
             continue;
         }
@@ -421,10 +331,7 @@ fn infer_widths(shapes: &HashMap<&str, Vec<usize>>) -> RtfmWidths {
     let pick = |sym: usize| {
         votes
             .get(&sym)
-            .and_then(|v| {
-                v.iter()
-                    .max_by_key(|(value, count)| (**count, usize::MAX - **value))
-            })
+            .and_then(|v| v.iter().max_by_key(|(value, count)| (**count, usize::MAX - **value)))
             .map_or(0, |(v, _)| *v)
     };
     RtfmWidths {
@@ -440,22 +347,12 @@ fn validate_and_build(
     entries: Vec<(String, TensorRef)>,
     storages: &Storages,
 ) -> Result<ImportedCheckpoint, CheckpointError> {
-    let read_err = |reason: String| CheckpointError::Read {
-        path: path.to_string(),
-        reason,
-    };
+    let read_err = |reason: String| CheckpointError::Read { path: path.to_string(), reason };
     // Names only: the table's names do not depend on the widths.
-    let expected_names: Vec<String> = RtfmWidths::REFERENCE
-        .tensor_shapes()
-        .into_iter()
-        .map(|(n, _)| n)
-        .collect();
+    let expected_names: Vec<String> = RtfmWidths::REFERENCE.tensor_shapes().into_iter().map(|(n, _)| n).collect();
     let bn_counters: Vec<String> = expected_names
         .iter()
-        .filter_map(|n| {
-            n.strip_suffix(".running_mean")
-                .map(|p| format!("{p}.num_batches_tracked"))
-        })
+        .filter_map(|n| n.strip_suffix(".running_mean").map(|p| format!("{p}.num_batches_tracked")))
         .collect();
 
     let mut refs: BTreeMap<String, TensorRef> = BTreeMap::new();
@@ -471,44 +368,24 @@ fn validate_and_build(
             continue;
         }
         if refs.insert(name.clone(), t).is_some() {
-            return Err(read_err(format!(
-                "tensor {name} appears twice (with and without the `module.` prefix?)"
-            )));
+            return Err(read_err(format!("tensor {name} appears twice (with and without the `module.` prefix?)")));
         }
     }
     if !extra.is_empty() {
         extra.sort();
-        return Err(CheckpointError::Extra {
-            path: path.to_string(),
-            extra,
-        });
+        return Err(CheckpointError::Extra { path: path.to_string(), extra });
     }
-    let missing: Vec<String> = expected_names
-        .iter()
-        .filter(|n| !refs.contains_key(*n))
-        .cloned()
-        .collect();
+    let missing: Vec<String> = expected_names.iter().filter(|n| !refs.contains_key(*n)).cloned().collect();
     if !missing.is_empty() {
-        return Err(CheckpointError::Missing {
-            path: path.to_string(),
-            missing,
-        });
+        return Err(CheckpointError::Missing { path: path.to_string(), missing });
     }
 
-    let shapes: HashMap<&str, Vec<usize>> = refs
-        .iter()
-        .map(|(n, t)| (n.as_str(), t.size.clone()))
-        .collect();
+    let shapes: HashMap<&str, Vec<usize>> = refs.iter().map(|(n, t)| (n.as_str(), t.size.clone())).collect();
     let widths = infer_widths(&shapes);
     for (name, want) in widths.tensor_shapes() {
         let got = &refs[&name].size;
         if *got != want {
-            return Err(CheckpointError::Shape {
-                path: path.to_string(),
-                name,
-                got: got.clone(),
-                expected: want,
-            });
+            return Err(CheckpointError::Shape { path: path.to_string(), name, got: got.clone(), expected: want });
         }
     }
     if widths.validate().is_err() {
@@ -517,19 +394,49 @@ fn validate_and_build(
         let name = "Aggregate.conv_5.0.weight".to_string();
         let got = refs[&name].size.clone();
         let expected = vec![widths.feature_dim, 4 * widths.temporal_width, 3];
-        return Err(CheckpointError::Shape {
-            path: path.to_string(),
-            name,
-            got,
-            expected,
-        });
+        return Err(CheckpointError::Shape { path: path.to_string(), name, got, expected });
     }
     let mut tensors = Vec::with_capacity(refs.len());
     for (name, t) in &refs {
-        tensors.push((
-            name.clone(),
-            materialise(name, t, storages).map_err(read_err)?,
-        ));
+        tensors.push((name.clone(), materialise(name, t, storages).map_err(read_err)?));
     }
     Ok(ImportedCheckpoint { widths, tensors })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn widths_are_inferred_by_majority_despite_one_bad_tensor() {
+        let widths = RtfmWidths { feature_dim: 64, temporal_width: 16, nonlocal_width: 8, head: [32, 16] };
+        let mut shapes: Vec<(String, Vec<usize>)> = widths.tensor_shapes();
+        // One conv_1 weight with a wrong input width must not change the inferred D.
+        for (name, shape) in &mut shapes {
+            if name == "Aggregate.conv_1.0.weight" {
+                shape[1] = 63;
+            }
+        }
+        let map: HashMap<&str, Vec<usize>> = shapes.iter().map(|(n, s)| (n.as_str(), s.clone())).collect();
+        assert_eq!(infer_widths(&map), widths);
+        assert_eq!(infer_widths(&HashMap::new()).feature_dim, 0);
+    }
+
+    #[test]
+    fn strided_tensors_are_gathered_in_row_major_order() {
+        // A 2 x 3 tensor stored transposed (stride [1, 2]) at element offset 1.
+        let data: Vec<u8> = (0..7).flat_map(|i| (i as f32).to_le_bytes()).collect();
+        let storages = Storages::from([("k".to_string(), data)]);
+        let t = TensorRef {
+            storage_key: "k".into(),
+            storage_type: "FloatStorage".into(),
+            offset: 1,
+            size: vec![2, 3],
+            stride: vec![1, 2],
+        };
+        let x = materialise("x", &t, &storages).unwrap().to_vec2::<f32>().unwrap();
+        assert_eq!(x, vec![vec![1.0, 3.0, 5.0], vec![2.0, 4.0, 6.0]]);
+        let past_end = TensorRef { offset: 2, ..t };
+        assert!(materialise("x", &past_end, &storages).unwrap_err().contains("past its storage"));
+    }
 }

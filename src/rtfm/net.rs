@@ -74,9 +74,7 @@ impl Conv1d {
             let d = self.dilation;
             let half = k / 2;
             let xp = x.pad_with_zeros(1, d * half, d * half)?;
-            let slices = (0..k)
-                .map(|j| xp.narrow(1, j * d, t))
-                .collect::<candle_core::Result<Vec<_>>>()?;
+            let slices = (0..k).map(|j| xp.narrow(1, j * d, t)).collect::<candle_core::Result<Vec<_>>>()?;
             let cols = Tensor::stack(&slices, 3)?.reshape((n * t, c_in * k))?;
             let w = self.weight.reshape((c_out, c_in * k))?.t()?;
             cols.matmul(&w)?
@@ -100,10 +98,7 @@ impl Linear {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let (n, t, c_in) = x.dims3()?;
         let c_out = self.weight.dim(0)?;
-        x.reshape((n * t, c_in))?
-            .matmul(&self.weight.t()?)?
-            .reshape((n, t, c_out))?
-            .broadcast_add(&self.bias)
+        x.reshape((n * t, c_in))?.matmul(&self.weight.t()?)?.reshape((n, t, c_out))?.broadcast_add(&self.bias)
     }
 }
 
@@ -127,10 +122,7 @@ impl BatchNorm {
             let centred = flat.broadcast_sub(&mean)?;
             let var = centred.sqr()?.mean_keepdim(0)?;
             let normed = centred.broadcast_div(&(var + BN_EPS)?.sqrt()?)?;
-            normed
-                .broadcast_mul(&self.weight)?
-                .broadcast_add(&self.bias)?
-                .reshape((n, t, c))
+            normed.broadcast_mul(&self.weight)?.broadcast_add(&self.bias)?.reshape((n, t, c))
         } else {
             // Fold into one scale and shift per channel: two passes over [N, T, C] instead of four.
             let scale = self.weight.div(&(&self.running_var + BN_EPS)?.sqrt()?)?;
@@ -169,10 +161,7 @@ fn init_for(name: &str, shape: &[usize]) -> Init {
         let fan_in = shape[1] * receptive;
         let fan_out = shape[0] * receptive;
         let bound = (6.0 / (fan_in + fan_out) as f64).sqrt();
-        Init::Uniform {
-            lo: -bound,
-            up: bound,
-        }
+        Init::Uniform { lo: -bound, up: bound }
     } else {
         Init::Const(0.0)
     }
@@ -195,9 +184,7 @@ fn check_names_shapes<'a>(
         match expected.get(name) {
             None => extra.push(name.to_string()),
             Some(want) if *want != shape => {
-                return Err(format!(
-                    "tensor {name} has shape {shape:?}, expected {want:?} for widths {widths:?}"
-                ));
+                return Err(format!("tensor {name} has shape {shape:?}, expected {want:?} for widths {widths:?}"));
             }
             Some(_) => {
                 seen.insert(name.to_string());
@@ -240,9 +227,9 @@ impl Rtfm {
         let mut named = Vec::new();
         let shapes: HashMap<String, Vec<usize>> = widths.tensor_shapes().into_iter().collect();
         let mut get = |name: &str| -> candle_core::Result<Tensor> {
-            let shape = shapes.get(name).ok_or_else(|| {
-                candle_core::Error::Msg(format!("no tensor {name} in the RTFM layout"))
-            })?;
+            let shape = shapes
+                .get(name)
+                .ok_or_else(|| candle_core::Error::Msg(format!("no tensor {name} in the RTFM layout")))?;
             let t = vb.get_with_hints(shape.as_slice(), name, init_for(name, shape))?;
             named.push((name.to_string(), t.clone()));
             Ok(t)
@@ -253,16 +240,8 @@ impl Rtfm {
                     dilation: usize|
          -> candle_core::Result<Conv1d> {
             let weight = get(&format!("{prefix}.weight"))?;
-            let bias = if bias {
-                Some(get(&format!("{prefix}.bias"))?)
-            } else {
-                None
-            };
-            Ok(Conv1d {
-                weight,
-                bias,
-                dilation,
-            })
+            let bias = if bias { Some(get(&format!("{prefix}.bias"))?) } else { None };
+            Ok(Conv1d { weight, bias, dilation })
         };
         let bn = |get: &mut dyn FnMut(&str) -> candle_core::Result<Tensor>,
                   prefix: &str|
@@ -274,27 +253,14 @@ impl Rtfm {
                 running_var: get(&format!("{prefix}.running_var"))?,
             })
         };
-        let linear = |get: &mut dyn FnMut(&str) -> candle_core::Result<Tensor>,
-                      prefix: &str|
-         -> candle_core::Result<Linear> {
-            Ok(Linear {
-                weight: get(&format!("{prefix}.weight"))?,
-                bias: get(&format!("{prefix}.bias"))?,
-            })
-        };
+        let linear =
+            |get: &mut dyn FnMut(&str) -> candle_core::Result<Tensor>, prefix: &str| -> candle_core::Result<Linear> {
+                Ok(Linear { weight: get(&format!("{prefix}.weight"))?, bias: get(&format!("{prefix}.bias"))? })
+            };
         let dilated = [
-            (
-                conv(&mut get, "Aggregate.conv_1.0", true, 1)?,
-                bn(&mut get, "Aggregate.conv_1.2")?,
-            ),
-            (
-                conv(&mut get, "Aggregate.conv_2.0", true, 2)?,
-                bn(&mut get, "Aggregate.conv_2.2")?,
-            ),
-            (
-                conv(&mut get, "Aggregate.conv_3.0", true, 4)?,
-                bn(&mut get, "Aggregate.conv_3.2")?,
-            ),
+            (conv(&mut get, "Aggregate.conv_1.0", true, 1)?, bn(&mut get, "Aggregate.conv_1.2")?),
+            (conv(&mut get, "Aggregate.conv_2.0", true, 2)?, bn(&mut get, "Aggregate.conv_2.2")?),
+            (conv(&mut get, "Aggregate.conv_3.0", true, 4)?, bn(&mut get, "Aggregate.conv_3.2")?),
         ];
         let conv4 = conv(&mut get, "Aggregate.conv_4.0", false, 1)?;
         let theta = conv(&mut get, "Aggregate.non_local.theta", true, 1)?;
@@ -308,48 +274,20 @@ impl Rtfm {
         let fc2 = linear(&mut get, "fc2")?;
         let fc3 = linear(&mut get, "fc3")?;
         named.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(Self {
-            widths: *widths,
-            dilated,
-            conv4,
-            theta,
-            phi,
-            g,
-            nl_w,
-            nl_bn,
-            conv5,
-            bn5,
-            fc1,
-            fc2,
-            fc3,
-            named,
-        })
+        Ok(Self { widths: *widths, dilated, conv4, theta, phi, g, nl_w, nl_bn, conv5, bn5, fc1, fc2, fc3, named })
     }
 
     /// Builds the network from named tensors (the importer's output): every reference tensor
     /// must be present with its exact shape, `num_batches_tracked` is ignored, anything else is
     /// rejected. Floating-point tensors of any precision are converted to f32 on the CPU.
-    pub fn from_tensors(
-        widths: &RtfmWidths,
-        tensors: Vec<(String, Tensor)>,
-    ) -> Result<Self, RtfmError> {
+    pub fn from_tensors(widths: &RtfmWidths, tensors: Vec<(String, Tensor)>) -> Result<Self, RtfmError> {
         Self::from_named(widths, tensors, IN_MEMORY)
     }
 
-    fn from_named(
-        widths: &RtfmWidths,
-        tensors: Vec<(String, Tensor)>,
-        source: &str,
-    ) -> Result<Self, RtfmError> {
-        let weights_err = |reason: String| RtfmError::Weights {
-            path: source.to_string(),
-            reason,
-        };
-        check_names_shapes(
-            widths,
-            tensors.iter().map(|(n, t)| (n.as_str(), t.dims().to_vec())),
-        )
-        .map_err(weights_err)?;
+    fn from_named(widths: &RtfmWidths, tensors: Vec<(String, Tensor)>, source: &str) -> Result<Self, RtfmError> {
+        let weights_err = |reason: String| RtfmError::Weights { path: source.to_string(), reason };
+        check_names_shapes(widths, tensors.iter().map(|(n, t)| (n.as_str(), t.dims().to_vec())))
+            .map_err(weights_err)?;
         let mut map = HashMap::with_capacity(tensors.len());
         for (name, t) in tensors {
             if name.ends_with(".num_batches_tracked") {
@@ -371,21 +309,13 @@ impl Rtfm {
     /// Loads weights from a safetensors file stored under the reference tensor names.
     pub fn load(path: &Path, widths: &RtfmWidths) -> Result<Self, RtfmError> {
         let shown = path.display().to_string();
-        let weights_err = |reason: String| RtfmError::Weights {
-            path: shown.clone(),
-            reason,
-        };
+        let weights_err = |reason: String| RtfmError::Weights { path: shown.clone(), reason };
         let bytes = std::fs::read(path).map_err(|e| weights_err(format!("cannot read: {e}")))?;
         let st = safetensors::SafeTensors::deserialize(&bytes)
             .map_err(|e| weights_err(format!("not a valid safetensors file: {e}")))?;
         // Check names and shapes before converting anything, so the error names the tensor.
-        check_names_shapes(
-            widths,
-            st.tensors()
-                .iter()
-                .map(|(n, v)| (n.as_str(), v.shape().to_vec())),
-        )
-        .map_err(weights_err)?;
+        check_names_shapes(widths, st.tensors().iter().map(|(n, v)| (n.as_str(), v.shape().to_vec())))
+            .map_err(weights_err)?;
         let mut tensors = Vec::new();
         for (name, view) in st.tensors() {
             if name.ends_with(".num_batches_tracked") {
@@ -412,10 +342,8 @@ impl Rtfm {
     /// Writes the weights as f32 safetensors under the reference tensor names.
     pub fn save(&self, path: &Path) -> Result<(), RtfmError> {
         let map: HashMap<String, Tensor> = self.named.iter().cloned().collect();
-        candle_core::safetensors::save(&map, path).map_err(|e| RtfmError::Weights {
-            path: path.display().to_string(),
-            reason: format!("cannot write: {e}"),
-        })
+        candle_core::safetensors::save(&map, path)
+            .map_err(|e| RtfmError::Weights { path: path.display().to_string(), reason: format!("cannot write: {e}") })
     }
 
     /// A network with reproducible random weights (Xavier-uniform, zero biases, identity BN).
@@ -429,17 +357,15 @@ impl Rtfm {
     pub fn trainable(widths: &RtfmWidths, seed: u64) -> Result<(Self, VarMap), RtfmError> {
         let varmap = VarMap::new();
         {
-            let mut data = varmap.data().lock().map_err(|_| {
-                RtfmError::Compute(candle_core::Error::Msg("VarMap lock poisoned".into()))
-            })?;
+            let mut data = varmap
+                .data()
+                .lock()
+                .map_err(|_| RtfmError::Compute(candle_core::Error::Msg("VarMap lock poisoned".into())))?;
             for (name, t) in random_tensors(widths, seed)? {
                 data.insert(name, Var::from_tensor(&t)?);
             }
         }
-        let net = Self::new(
-            VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
-            widths,
-        )?;
+        let net = Self::new(VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu), widths)?;
         Ok((net, varmap))
     }
 
@@ -457,10 +383,7 @@ impl Rtfm {
     pub fn forward(&self, x: &Tensor, train: bool) -> candle_core::Result<ForwardOutput> {
         let (b, crops, t, d) = x.dims4()?;
         if d != self.widths.feature_dim {
-            candle_core::bail!(
-                "input feature dimension {d}, the network expects {}",
-                self.widths.feature_dim
-            );
+            candle_core::bail!("input feature dimension {d}, the network expects {}", self.widths.feature_dim);
         }
         // Crops are independent samples of the same video until the final average.
         let x = x.reshape((b * crops, t, d))?;
@@ -470,10 +393,7 @@ impl Rtfm {
         }
         branches.push(self.non_local(&self.conv4.forward(&x)?.relu()?, train)?);
         let cat = Tensor::cat(&branches, 2)?;
-        let features = (self
-            .bn5
-            .forward(&self.conv5.forward(&cat)?.relu()?, train)?
-            + &x)?;
+        let features = (self.bn5.forward(&self.conv5.forward(&cat)?.relu()?, train)? + &x)?;
         // No epsilon, as the reference: the magnitude is an exact L2 norm.
         let magnitudes = features.sqr()?.sum(2)?.sqrt()?;
 
@@ -487,12 +407,7 @@ impl Rtfm {
         }
         let crop_scores = candle_nn::ops::sigmoid(&self.fc3.forward(&h)?)?.squeeze(2)?;
         let scores = crop_scores.reshape((b, crops, t))?.mean(1)?;
-        Ok(ForwardOutput {
-            scores,
-            crop_scores,
-            features,
-            magnitudes,
-        })
+        Ok(ForwardOutput { scores, crop_scores, features, magnitudes })
     }
 
     /// The non-local block on `h: [N, T, C]`. Without a softmax, (theta^T phi / T) g equals
@@ -511,16 +426,10 @@ impl Rtfm {
     /// Scores one video's features `[T, crops, D]` (any T >= 1).
     pub fn score(&self, feats: ArrayView3<f32>) -> Result<ScoreOutput, RtfmError> {
         let &[t, crops, d] = feats.shape() else {
-            return Err(RtfmError::Input {
-                got: feats.shape().to_vec(),
-                dim: self.widths.feature_dim,
-            });
+            return Err(RtfmError::Input { got: feats.shape().to_vec(), dim: self.widths.feature_dim });
         };
         if t == 0 || crops == 0 || d != self.widths.feature_dim {
-            return Err(RtfmError::Input {
-                got: vec![t, crops, d],
-                dim: self.widths.feature_dim,
-            });
+            return Err(RtfmError::Input { got: vec![t, crops, d], dim: self.widths.feature_dim });
         }
         // Reorder to [crops, T, D] while copying, so no transpose runs inside candle.
         let mut data = Vec::with_capacity(t * crops * d);
@@ -539,26 +448,18 @@ impl Rtfm {
 
 /// Seeded tensors for every reference name, initialised as `init_for` says.
 fn random_tensors(widths: &RtfmWidths, seed: u64) -> Result<Vec<(String, Tensor)>, RtfmError> {
-    widths.validate().map_err(|reason| RtfmError::Weights {
-        path: IN_MEMORY.into(),
-        reason,
-    })?;
+    widths.validate().map_err(|reason| RtfmError::Weights { path: IN_MEMORY.into(), reason })?;
     let mut rng = SplitMix64(seed);
     let mut out = Vec::new();
     for (name, shape) in widths.tensor_shapes() {
         let n: usize = shape.iter().product();
         let values: Vec<f32> = match init_for(&name, &shape) {
             Init::Const(v) => vec![v as f32; n],
-            Init::Uniform { lo, up } => (0..n)
-                .map(|_| (lo + (up - lo) * rng.next_f64()) as f32)
-                .collect(),
+            Init::Uniform { lo, up } => (0..n).map(|_| (lo + (up - lo) * rng.next_f64()) as f32).collect(),
             // init_for only yields the two kinds above.
             _ => vec![0.0; n],
         };
-        out.push((
-            name,
-            Tensor::from_vec(values, shape.as_slice(), &Device::Cpu)?,
-        ));
+        out.push((name, Tensor::from_vec(values, shape.as_slice(), &Device::Cpu)?));
     }
     Ok(out)
 }
@@ -567,17 +468,10 @@ fn random_tensors(widths: &RtfmWidths, seed: u64) -> Result<Vec<(String, Tensor)
 mod tests {
     use super::*;
 
-    const SMALL: RtfmWidths = RtfmWidths {
-        feature_dim: 16,
-        temporal_width: 4,
-        nonlocal_width: 3,
-        head: [8, 5],
-    };
+    const SMALL: RtfmWidths = RtfmWidths { feature_dim: 16, temporal_width: 4, nonlocal_width: 3, head: [8, 5] };
 
     fn feats(t: usize, crops: usize, d: usize) -> ndarray::Array3<f32> {
-        ndarray::Array3::from_shape_fn((t, crops, d), |(a, b, c)| {
-            ((a * 7 + b * 3 + c) as f32 * 0.37).sin().abs() * 2.0
-        })
+        ndarray::Array3::from_shape_fn((t, crops, d), |(a, b, c)| ((a * 7 + b * 3 + c) as f32 * 0.37).sin().abs() * 2.0)
     }
 
     #[test]
@@ -600,34 +494,17 @@ mod tests {
             let out = net.score(feats(t, 2, 16).view()).unwrap();
             assert_eq!(out.scores.len(), t);
             assert_eq!(out.magnitudes.len(), t);
-            assert!(
-                out.scores
-                    .iter()
-                    .all(|s| s.is_finite() && *s > 0.0 && *s < 1.0),
-                "{out:?}"
-            );
-            assert!(
-                out.magnitudes.iter().all(|m| m.is_finite() && *m > 0.0),
-                "{out:?}"
-            );
+            assert!(out.scores.iter().all(|s| s.is_finite() && *s > 0.0 && *s < 1.0), "{out:?}");
+            assert!(out.magnitudes.iter().all(|m| m.is_finite() && *m > 0.0), "{out:?}");
         }
     }
 
     #[test]
     fn score_rejects_wrong_feature_dim_and_empty_input() {
         let net = Rtfm::new_random(&SMALL, 1).unwrap();
-        assert!(matches!(
-            net.score(feats(4, 1, 15).view()),
-            Err(RtfmError::Input { dim: 16, .. })
-        ));
-        assert!(matches!(
-            net.score(feats(0, 1, 16).view()),
-            Err(RtfmError::Input { .. })
-        ));
-        assert!(matches!(
-            net.score(feats(3, 0, 16).view()),
-            Err(RtfmError::Input { .. })
-        ));
+        assert!(matches!(net.score(feats(4, 1, 15).view()), Err(RtfmError::Input { dim: 16, .. })));
+        assert!(matches!(net.score(feats(0, 1, 16).view()), Err(RtfmError::Input { .. })));
+        assert!(matches!(net.score(feats(3, 0, 16).view()), Err(RtfmError::Input { .. })));
     }
 
     #[test]
@@ -652,20 +529,9 @@ mod tests {
 
     #[test]
     fn invalid_widths_are_rejected() {
-        let bad = RtfmWidths {
-            feature_dim: 16,
-            temporal_width: 5,
-            nonlocal_width: 3,
-            head: [8, 5],
-        };
-        assert!(matches!(
-            Rtfm::new_random(&bad, 0),
-            Err(RtfmError::Weights { .. })
-        ));
-        let zero = RtfmWidths {
-            head: [0, 5],
-            ..SMALL
-        };
+        let bad = RtfmWidths { feature_dim: 16, temporal_width: 5, nonlocal_width: 3, head: [8, 5] };
+        assert!(matches!(Rtfm::new_random(&bad, 0), Err(RtfmError::Weights { .. })));
+        let zero = RtfmWidths { head: [0, 5], ..SMALL };
         assert!(Rtfm::new_random(&zero, 0).is_err());
     }
 
@@ -679,52 +545,30 @@ mod tests {
         let f = feats(6, 2, 16);
         assert_eq!(net.score(f.view()).unwrap(), back.score(f.view()).unwrap());
 
-        let other = RtfmWidths {
-            nonlocal_width: 2,
-            ..SMALL
-        };
+        let other = RtfmWidths { nonlocal_width: 2, ..SMALL };
         let err = Rtfm::load(&path, &other).err().unwrap().to_string();
-        assert!(
-            err.contains("w.safetensors") && err.contains("non_local") && err.contains("expected"),
-            "{err}"
-        );
+        assert!(err.contains("w.safetensors") && err.contains("non_local") && err.contains("expected"), "{err}");
     }
 
     #[test]
     fn load_converts_f64_and_rejects_extra_and_missing() {
         let dir = tempfile::tempdir().unwrap();
         let net = Rtfm::new_random(&SMALL, 5).unwrap();
-        let mut map: HashMap<String, Tensor> = net
-            .named_tensors()
-            .iter()
-            .map(|(n, t)| (n.clone(), t.to_dtype(DType::F64).unwrap()))
-            .collect();
-        map.insert(
-            "fc1.num_batches_tracked".into(),
-            Tensor::new(3i64, &Device::Cpu).unwrap(),
-        );
+        let mut map: HashMap<String, Tensor> =
+            net.named_tensors().iter().map(|(n, t)| (n.clone(), t.to_dtype(DType::F64).unwrap())).collect();
+        map.insert("fc1.num_batches_tracked".into(), Tensor::new(3i64, &Device::Cpu).unwrap());
         let p64 = dir.path().join("f64.safetensors");
         candle_core::safetensors::save(&map, &p64).unwrap();
         let back = Rtfm::load(&p64, &SMALL).unwrap();
         let f = feats(4, 1, 16);
         let (a, b) = (net.score(f.view()).unwrap(), back.score(f.view()).unwrap());
-        assert!(a
-            .scores
-            .iter()
-            .zip(&b.scores)
-            .all(|(x, y)| (x - y).abs() < 1e-6));
+        assert!(a.scores.iter().zip(&b.scores).all(|(x, y)| (x - y).abs() < 1e-6));
 
-        map.insert(
-            "fc4.weight".into(),
-            Tensor::zeros((1, 1), DType::F32, &Device::Cpu).unwrap(),
-        );
+        map.insert("fc4.weight".into(), Tensor::zeros((1, 1), DType::F32, &Device::Cpu).unwrap());
         let pextra = dir.path().join("extra.safetensors");
         candle_core::safetensors::save(&map, &pextra).unwrap();
         let err = Rtfm::load(&pextra, &SMALL).err().unwrap().to_string();
-        assert!(
-            err.contains("fc4.weight") && err.contains("extra.safetensors"),
-            "{err}"
-        );
+        assert!(err.contains("fc4.weight") && err.contains("extra.safetensors"), "{err}");
 
         map.remove("fc4.weight");
         map.remove("fc2.bias");
@@ -739,9 +583,7 @@ mod tests {
         // The reassociated product must equal the reference's (theta^T phi / T) g.
         let net = Rtfm::new_random(&SMALL, 9).unwrap();
         let h = Tensor::from_vec(
-            (0..2 * 5 * 4)
-                .map(|i| (i as f32 * 0.3).cos())
-                .collect::<Vec<_>>(),
+            (0..2 * 5 * 4).map(|i| (i as f32 * 0.3).cos()).collect::<Vec<_>>(),
             (2, 5, 4),
             &Device::Cpu,
         )
@@ -752,20 +594,8 @@ mod tests {
         let g = net.g.forward(&h).unwrap();
         let f = (theta.matmul(&phi.transpose(1, 2).unwrap()).unwrap() / 5.0).unwrap(); // [N, T, T]
         let y = f.matmul(&g).unwrap();
-        let slow = (net
-            .nl_bn
-            .forward(&net.nl_w.forward(&y).unwrap(), false)
-            .unwrap()
-            + &h)
-            .unwrap();
-        let diff = (fast - slow)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let slow = (net.nl_bn.forward(&net.nl_w.forward(&y).unwrap(), false).unwrap() + &h).unwrap();
+        let diff = (fast - slow).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
         assert!(diff < 1e-5, "{diff}");
     }
 
@@ -780,14 +610,12 @@ mod tests {
         };
         let (t, cin) = (5, 2);
         let x: Vec<f32> = (0..t * cin).map(|i| (i as f32 * 0.45).cos()).collect();
-        let out = conv
-            .forward(&Tensor::from_vec(x.clone(), (1, t, cin), &Device::Cpu).unwrap())
-            .unwrap();
+        let out = conv.forward(&Tensor::from_vec(x.clone(), (1, t, cin), &Device::Cpu).unwrap()).unwrap();
         let out = out.squeeze(0).unwrap().to_vec2::<f32>().unwrap();
         let bias = [0.1f32, -0.2, 0.3];
-        for ti in 0..t {
-            for o in 0..3 {
-                let mut s = bias[o];
+        for (ti, row) in out.iter().enumerate() {
+            for (o, &b) in bias.iter().enumerate() {
+                let mut s = b;
                 for k in 0..3 {
                     let src = ti as isize + (k as isize - 1) * 2;
                     if src < 0 || src >= t as isize {
@@ -797,11 +625,7 @@ mod tests {
                         s += w[o * 6 + c * 3 + k] * x[src as usize * cin + c];
                     }
                 }
-                assert!(
-                    (out[ti][o] - s).abs() < 1e-5,
-                    "t {ti} o {o}: {} vs {s}",
-                    out[ti][o]
-                );
+                assert!((row[o] - s).abs() < 1e-5, "t {ti} o {o}: {} vs {s}", row[o]);
             }
         }
     }
@@ -810,11 +634,7 @@ mod tests {
     fn gradients_reach_conv_weights() {
         let (net, varmap) = Rtfm::trainable(&SMALL, 2).unwrap();
         let x = Tensor::from_vec(
-            feats(6, 2, 16)
-                .permuted_axes([1, 0, 2])
-                .iter()
-                .copied()
-                .collect::<Vec<_>>(),
+            feats(6, 2, 16).permuted_axes([1, 0, 2]).iter().copied().collect::<Vec<_>>(),
             (1, 2, 6, 16),
             &Device::Cpu,
         )
@@ -823,22 +643,11 @@ mod tests {
         let loss = (out.scores.sum_all().unwrap() + out.magnitudes.mean_all().unwrap()).unwrap();
         let grads = loss.backward().unwrap();
         let data = varmap.data().lock().unwrap();
-        for name in [
-            "Aggregate.conv_1.0.weight",
-            "Aggregate.conv_5.0.weight",
-            "Aggregate.non_local.theta.weight",
-            "fc1.weight",
-        ] {
-            let g = grads
-                .get(data[name].as_tensor())
-                .unwrap_or_else(|| panic!("no gradient for {name}"));
-            let norm = g
-                .sqr()
-                .unwrap()
-                .sum_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
+        for name in
+            ["Aggregate.conv_1.0.weight", "Aggregate.conv_5.0.weight", "Aggregate.non_local.theta.weight", "fc1.weight"]
+        {
+            let g = grads.get(data[name].as_tensor()).unwrap_or_else(|| panic!("no gradient for {name}"));
+            let norm = g.sqr().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
             assert!(norm.is_finite() && norm > 0.0, "{name}: {norm}");
         }
     }

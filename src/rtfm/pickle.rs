@@ -449,7 +449,8 @@ mod tests {
 
     #[test]
     fn truncation_is_an_error_at_every_length() {
-        let bytes: &[u8] = b"\x80\x02}q\x00(X\x01\x00\x00\x00aq\x01(K\x01J\xfe\xff\xff\xffM,\x01X\x01\x00\x00\x00xq\x02tq\x03u.";
+        let bytes: &[u8] =
+            b"\x80\x02}q\x00(X\x01\x00\x00\x00aq\x01(K\x01J\xfe\xff\xff\xffM,\x01X\x01\x00\x00\x00xq\x02tq\x03u.";
         for n in 0..bytes.len() {
             let mut pos = 0;
             assert!(read(&bytes[..n], &mut pos).is_err(), "prefix of {n} bytes");
