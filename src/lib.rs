@@ -17,10 +17,14 @@
 //! - [`eval`]: ground truth handling.
 //! - [`stats`]: latency percentiles for `bench`.
 //! - [`error`]: the documented exit codes.
+//! - [`config`]: the daemon configuration (`vigil run --config`), validated at load.
+//! - [`sink`]: alert sinks (JSON lines, MQTT, webhook) with durable on-disk outboxes.
+//! - [`telemetry`]: every metric, Prometheus rendering and the `/metrics` HTTP endpoint.
 
 pub mod alert;
 pub mod cli;
 pub mod cmd;
+pub mod config;
 pub mod error;
 pub mod eval;
 pub mod features;
@@ -31,5 +35,7 @@ pub mod pipeline;
 pub mod preprocess;
 pub mod rtfm;
 pub mod scorer;
+pub mod sink;
 pub mod source;
 pub mod stats;
+pub mod telemetry;
