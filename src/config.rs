@@ -218,7 +218,8 @@ pub struct TimeOfDay(pub u16);
 impl<'de> Deserialize<'de> for TimeOfDay {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        let bad = || serde::de::Error::custom(format!("'{s}': expected a time HH:MM (00:00-24:00)"));
+        let bad =
+            || serde::de::Error::custom(format!("'{s}': expected a time HH:MM (00:00-24:00)"));
         let (h, m) = s.split_once(':').ok_or_else(bad)?;
         let (h, m): (u16, u16) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
         if m >= 60 || h > 24 || (h == 24 && m != 0) {
@@ -736,11 +737,12 @@ impl Config {
             path: path.to_path_buf(),
             source: Box::new(e),
         })?;
-        cfg.validate().map_err(|(key, reason)| ConfigError::Invalid {
-            path: path.to_path_buf(),
-            key,
-            reason,
-        })?;
+        cfg.validate()
+            .map_err(|(key, reason)| ConfigError::Invalid {
+                path: path.to_path_buf(),
+                key,
+                reason,
+            })?;
         Ok(cfg)
     }
 
@@ -753,7 +755,10 @@ impl Config {
     fn validate(&mut self) -> Result<(), (String, String)> {
         let err = |key: &str, reason: String| Err((key.to_string(), reason));
         if self.cameras.is_empty() {
-            return err("cameras", "at least one [[cameras]] entry is required".into());
+            return err(
+                "cameras",
+                "at least one [[cameras]] entry is required".into(),
+            );
         }
         let mut global = self.alert.policy();
         global
@@ -825,9 +830,12 @@ impl Config {
             check_backoff(&cam.reconnect).map_err(|(k, r)| (key(&format!("reconnect.{k}")), r))?;
             let merged = self.alert.merged(&cam.alert);
             global = merged.policy();
-            global
-                .validate()
-                .map_err(|(k, r)| (key(&format!("alert.{k}")), format!("{r} (after merging [alert] defaults)")))?;
+            global.validate().map_err(|(k, r)| {
+                (
+                    key(&format!("alert.{k}")),
+                    format!("{r} (after merging [alert] defaults)"),
+                )
+            })?;
             if merged.max_per_hour == 0 {
                 return Err((key("alert.max_per_hour"), "must be at least 1".into()));
             }
@@ -845,7 +853,10 @@ impl Config {
         if self.workers.max_wait > Duration::from_secs(1) {
             return err(
                 "workers.max_wait",
-                format!("{:?} is too long for live video (at most 1s)", self.workers.max_wait),
+                format!(
+                    "{:?} is too long for live video (at most 1s)",
+                    self.workers.max_wait
+                ),
             );
         }
         self.validate_sinks()?;
@@ -861,10 +872,16 @@ impl Config {
             }
         }
         if self.recording.retention.max_total_size == 0 {
-            return err("recording.retention.max_total_size", "must be greater than 0".into());
+            return err(
+                "recording.retention.max_total_size",
+                "must be greater than 0".into(),
+            );
         }
         if self.recording.retention.max_age.is_zero() {
-            return err("recording.retention.max_age", "must be greater than 0".into());
+            return err(
+                "recording.retention.max_age",
+                "must be greater than 0".into(),
+            );
         }
         Ok(())
     }
@@ -872,7 +889,10 @@ impl Config {
     fn validate_sinks(&mut self) -> Result<(), (String, String)> {
         let s = &mut self.sinks;
         if s.outbox_max_events == 0 {
-            return Err(("sinks.outbox_max_events".into(), "must be at least 1".into()));
+            return Err((
+                "sinks.outbox_max_events".into(),
+                "must be at least 1".into(),
+            ));
         }
         if let Some(j) = &s.jsonl {
             if j.path.as_os_str().is_empty() {
@@ -906,7 +926,10 @@ impl Config {
             if m.qos != 1 {
                 return Err((
                     key("qos"),
-                    format!("{} is not supported: must be 1 (the outbox drops an event on its PUBACK)", m.qos),
+                    format!(
+                        "{} is not supported: must be 1 (the outbox drops an event on its PUBACK)",
+                        m.qos
+                    ),
                 ));
             }
             if m.keep_alive < Duration::from_secs(5) {
@@ -923,7 +946,10 @@ impl Config {
             )
             .map_err(|(k, r)| (key(k), r))?;
             if resolved.is_some() && m.username.is_none() {
-                return Err((key("username"), "is required when a password is given".into()));
+                return Err((
+                    key("username"),
+                    "is required when a password is given".into(),
+                ));
             }
             m.password = resolved;
             if let Some(t) = &m.tls {
@@ -948,7 +974,11 @@ impl Config {
                 Ok(u) => {
                     return Err((
                         key("url"),
-                        format!("{}: scheme must be http or https with a host, got '{}'", w.url, u.scheme()),
+                        format!(
+                            "{}: scheme must be http or https with a host, got '{}'",
+                            w.url,
+                            u.scheme()
+                        ),
                     ))
                 }
                 Err(e) => return Err((key("url"), format!("{}: {e}", w.url))),
@@ -959,7 +989,10 @@ impl Config {
                         .bytes()
                         .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
                 {
-                    return Err((key(&format!("headers.{name}")), "is not a valid header name".into()));
+                    return Err((
+                        key(&format!("headers.{name}")),
+                        "is not a valid header name".into(),
+                    ));
                 }
             }
             if w.timeout.is_zero() {
@@ -1025,7 +1058,11 @@ fn validate_source(cam: &mut CameraConfig) -> Result<(), (&'static str, String)>
     if !is_file && cam.pace == Pace::Fast {
         return Err(("pace", "\"fast\" applies to file sources only".into()));
     }
-    let password = resolve_password(None, cam.password_env.as_deref(), cam.password_file.as_deref())?;
+    let password = resolve_password(
+        None,
+        cam.password_env.as_deref(),
+        cam.password_file.as_deref(),
+    )?;
     match &mut cam.source {
         Source::File(p) => {
             if p.as_os_str().is_empty() {
@@ -1097,7 +1134,11 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         "mib" => 1024.0 * 1024.0,
         "gib" => 1024.0 * 1024.0 * 1024.0,
         "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
-        other => return Err(format!("'{s}': unknown size unit '{other}' (B, KB, MB, GB, TB, KiB, MiB, GiB, TiB)")),
+        other => {
+            return Err(format!(
+                "'{s}': unknown size unit '{other}' (B, KB, MB, GB, TB, KiB, MiB, GiB, TiB)"
+            ))
+        }
     };
     let v = n * mult;
     if !v.is_finite() || v >= u64::MAX as f64 {
@@ -1154,7 +1195,7 @@ mod tests {
         let s = Source::Url(UrlString::new("rtsp://admin:hunter2@cam.local:554/stream1"));
         assert_eq!(s.redacted(), "rtsp://admin:***@cam.local:554/stream1");
         assert!(!format!("{s:?}").contains("hunter2"));
-        assert_eq!(redact_url("rtsp://a:b c@x/"), "rtsp://***@x/");
+        assert_eq!(redact_url("rtsp://u:pw@host:99999/"), "rtsp://***@host:99999/");
     }
 
     #[test]
@@ -1179,7 +1220,8 @@ mod tests {
         };
         for a in 0..30 {
             let d = b.delay(a);
-            let base = Duration::from_millis(100 * (1u64 << a.min(4))).min(Duration::from_millis(1000));
+            let base =
+                Duration::from_millis(100 * (1u64 << a.min(4))).min(Duration::from_millis(1000));
             assert!(d <= base && d >= base.mul_f64(0.75), "attempt {a}: {d:?}");
         }
     }

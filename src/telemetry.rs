@@ -26,7 +26,11 @@ const fn def(name: &'static str, kind: &'static str, help: &'static str) -> Metr
     MetricDef { name, help, kind }
 }
 
-pub const FRAMES_IN: MetricDef = def("vigil_frames_in_total", "counter", "Frames read from the camera.");
+pub const FRAMES_IN: MetricDef = def(
+    "vigil_frames_in_total",
+    "counter",
+    "Frames read from the camera.",
+);
 pub const FRAMES_PROCESSED: MetricDef = def(
     "vigil_frames_processed_total",
     "counter",
@@ -37,9 +41,21 @@ pub const FRAMES_DROPPED: MetricDef = def(
     "counter",
     "Frames dropped because a live queue was full (newest kept).",
 );
-pub const RECONNECTS: MetricDef = def("vigil_reconnects_total", "counter", "Camera reconnect attempts.");
-pub const CAMERA_UP: MetricDef = def("vigil_camera_up", "gauge", "1 while the camera delivers frames, else 0.");
-pub const ALERTS: MetricDef = def("vigil_alerts_total", "counter", "Alert start events per camera.");
+pub const RECONNECTS: MetricDef = def(
+    "vigil_reconnects_total",
+    "counter",
+    "Camera reconnect attempts.",
+);
+pub const CAMERA_UP: MetricDef = def(
+    "vigil_camera_up",
+    "gauge",
+    "1 while the camera delivers frames, else 0.",
+);
+pub const ALERTS: MetricDef = def(
+    "vigil_alerts_total",
+    "counter",
+    "Alert start events per camera.",
+);
 pub const STAGE_LATENCY: MetricDef = def(
     "vigil_stage_latency_seconds",
     "histogram",
@@ -70,7 +86,11 @@ pub const SINK_FAILURES: MetricDef = def(
     "counter",
     "Failed delivery attempts (each retried).",
 );
-pub const READY: MetricDef = def("vigil_ready", "gauge", "1 once the daemon has started every stage.");
+pub const READY: MetricDef = def(
+    "vigil_ready",
+    "gauge",
+    "1 once the daemon has started every stage.",
+);
 
 /// Upper bounds (seconds) of the latency histogram buckets.
 pub const LATENCY_BUCKETS: [f64; 12] = [
@@ -120,8 +140,10 @@ impl Histogram {
         if let Some(i) = LATENCY_BUCKETS.iter().position(|b| s <= *b) {
             self.buckets[i].fetch_add(1, Ordering::Relaxed);
         }
-        self.sum_us
-            .fetch_add(d.as_micros().min(u64::MAX as u128) as u64, Ordering::Relaxed);
+        self.sum_us.fetch_add(
+            d.as_micros().min(u64::MAX as u128) as u64,
+            Ordering::Relaxed,
+        );
         self.count.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -180,7 +202,10 @@ impl Metrics {
                 .into_iter()
                 .map(|c| (c.into(), Arc::default()))
                 .collect(),
-            sinks: sinks.into_iter().map(|s| (s.into(), Arc::default())).collect(),
+            sinks: sinks
+                .into_iter()
+                .map(|s| (s.into(), Arc::default()))
+                .collect(),
             stages: Default::default(),
             ready: AtomicBool::new(false),
         })
@@ -226,7 +251,7 @@ impl Metrics {
         fn load(a: &AtomicU64) -> u64 {
             a.load(Ordering::Relaxed)
         }
-        let cams: [(MetricDef, fn(&CameraMetrics) -> u64); 6] = [
+        let cams: [(MetricDef, CameraGetter); 6] = [
             (FRAMES_IN, |c| load(&c.frames_in)),
             (FRAMES_PROCESSED, |c| load(&c.frames_processed)),
             (FRAMES_DROPPED, |c| load(&c.frames_dropped)),
@@ -240,7 +265,7 @@ impl Metrics {
                 let _ = writeln!(out, "{}{{camera=\"{}\"}} {}", d.name, Escaped(id), get(c));
             }
         }
-        let sinks: [(MetricDef, fn(&SinkMetrics) -> u64); 5] = [
+        let sinks: [(MetricDef, SinkGetter); 5] = [
             (OUTBOX_ENQUEUED, |s| load(&s.enqueued)),
             (OUTBOX_DELIVERED, |s| load(&s.delivered)),
             (OUTBOX_DEPTH, SinkMetrics::depth),
@@ -273,8 +298,15 @@ impl Metrics {
     }
 }
 
+type CameraGetter = fn(&CameraMetrics) -> u64;
+type SinkGetter = fn(&SinkMetrics) -> u64;
+
 fn header(out: &mut String, d: MetricDef) {
-    let _ = writeln!(out, "# HELP {} {}\n# TYPE {} {}", d.name, d.help, d.name, d.kind);
+    let _ = writeln!(
+        out,
+        "# HELP {} {}\n# TYPE {} {}",
+        d.name, d.help, d.name, d.kind
+    );
 }
 
 /// A label value escaped for the text format.
@@ -314,7 +346,10 @@ pub struct TelemetryServer {
 impl TelemetryServer {
     /// Binds `addr` (port 0 picks a free port: see [`TelemetryServer::local_addr`]) and serves
     /// on a thread named `telemetry-http`.
-    pub fn start(addr: SocketAddr, metrics: Arc<Metrics>) -> Result<TelemetryServer, TelemetryError> {
+    pub fn start(
+        addr: SocketAddr,
+        metrics: Arc<Metrics>,
+    ) -> Result<TelemetryServer, TelemetryError> {
         let server = tiny_http::Server::http(addr).map_err(|e| TelemetryError::Bind {
             addr,
             reason: e.to_string(),
@@ -372,7 +407,10 @@ fn serve(server: &tiny_http::Server, metrics: &Metrics) {
     let mut body = String::with_capacity(16 * 1024);
     for rq in server.incoming_requests() {
         let path = rq.url().split('?').next().unwrap_or("");
-        let get = matches!(rq.method(), tiny_http::Method::Get | tiny_http::Method::Head);
+        let get = matches!(
+            rq.method(),
+            tiny_http::Method::Get | tiny_http::Method::Head
+        );
         body.clear();
         let (code, ctype) = if !get {
             body.push_str("method not allowed\n");
@@ -430,8 +468,12 @@ mod tests {
         m.render(&mut out);
         assert!(out.contains("vigil_frames_in_total{camera=\"cam1\"} 3\n"));
         assert!(out.contains("vigil_outbox_depth{sink=\"mqtt\"} 3\n"));
-        assert!(out.contains("vigil_stage_latency_seconds_bucket{stage=\"features\",le=\"0.025\"} 0\n"));
-        assert!(out.contains("vigil_stage_latency_seconds_bucket{stage=\"features\",le=\"0.05\"} 1\n"));
+        assert!(
+            out.contains("vigil_stage_latency_seconds_bucket{stage=\"features\",le=\"0.025\"} 0\n")
+        );
+        assert!(
+            out.contains("vigil_stage_latency_seconds_bucket{stage=\"features\",le=\"0.05\"} 1\n")
+        );
         assert!(out.contains("vigil_stage_latency_seconds_count{stage=\"features\"} 1\n"));
         let len = out.len();
         out.clear();

@@ -26,11 +26,17 @@ fn example_config_parses() {
     assert_eq!(c.effective_alert.max_per_hour, 10);
     assert_eq!(cfg.cameras[1].pace, Pace::Fast);
     assert!(matches!(cfg.cameras[1].source, Source::File(_)));
-    assert_eq!(cfg.recording.retention.max_age, Duration::from_secs(7 * 86400));
+    assert_eq!(
+        cfg.recording.retention.max_age,
+        Duration::from_secs(7 * 86400)
+    );
     assert_eq!(cfg.recording.retention.max_total_size, 2_000_000_000);
     assert_eq!(cfg.http.listen.port(), 9700);
     let dbg = format!("{cfg:?}");
-    assert!(!dbg.contains("change-me"), "webhook header secret in Debug: {dbg}");
+    assert!(
+        !dbg.contains("change-me"),
+        "webhook header secret in Debug: {dbg}"
+    );
 }
 
 #[test]
@@ -89,8 +95,14 @@ password_env = "VIGIL_TEST_MQTT_PASS"
         panic!("not a URL")
     };
     assert_eq!(u.expose(), "rtsp://admin:s3cr3t-cam@cam.local:554/live");
-    assert_eq!(cfg.cameras[0].source.redacted(), "rtsp://admin:***@cam.local:554/live");
-    assert_eq!(cfg.cameras[1].source.to_string(), "rtsp://user:***@cam2.local/live");
+    assert_eq!(
+        cfg.cameras[0].source.redacted(),
+        "rtsp://admin:***@cam.local:554/live"
+    );
+    assert_eq!(
+        cfg.cameras[1].source.to_string(),
+        "rtsp://user:***@cam2.local/live"
+    );
     let mqtt = cfg.sinks.mqtt.as_ref().unwrap();
     assert_eq!(mqtt.password.as_ref().unwrap().expose(), "s3cr3t-mqtt");
     let dbg = format!("{cfg:?}");
@@ -102,7 +114,9 @@ password_env = "VIGIL_TEST_MQTT_PASS"
 /// Each bad config: (name, extra TOML or full replacement, key expected, reason fragment).
 #[test]
 fn bad_configs_are_rejected_with_file_key_and_reason() {
-    let cam = |extra: &str| format!("[[cameras]]\nid = \"cam1\"\nsource = \"rtsp://cam.local/s\"\n{extra}\n");
+    let cam = |extra: &str| {
+        format!("[[cameras]]\nid = \"cam1\"\nsource = \"rtsp://cam.local/s\"\n{extra}\n")
+    };
     let cases: Vec<(&str, String, &str, &str)> = vec![
         ("no cameras", "model = \"m\"\n".into(), "cameras", "at least one"),
         ("empty id", "[[cameras]]\nid = \"\"\nsource = \"a.mp4\"\n".into(), "cameras[0].id", "must not be empty"),
@@ -149,10 +163,21 @@ fn bad_configs_are_rejected_with_file_key_and_reason() {
         ("zero retention size", format!("{}[recording.retention]\nmax_total_size = \"0MB\"\n", cam("")), "recording.retention.max_total_size", "greater than 0"),
     ];
     for (name, text, key, reason) in cases {
-        let err = Config::from_str(&text, "/etc/vigil/bad.toml").expect_err(name).to_string();
-        assert!(err.contains("/etc/vigil/bad.toml"), "{name}: no file in: {err}");
-        assert!(err.contains(&format!(": {key}: ")), "{name}: no key {key} in: {err}");
-        assert!(err.contains(reason), "{name}: no reason '{reason}' in: {err}");
+        let err = Config::from_str(&text, "/etc/vigil/bad.toml")
+            .expect_err(name)
+            .to_string();
+        assert!(
+            err.contains("/etc/vigil/bad.toml"),
+            "{name}: no file in: {err}"
+        );
+        assert!(
+            err.contains(&format!(": {key}: ")),
+            "{name}: no key {key} in: {err}"
+        );
+        assert!(
+            err.contains(reason),
+            "{name}: no reason '{reason}' in: {err}"
+        );
     }
 }
 
@@ -160,18 +185,52 @@ fn bad_configs_are_rejected_with_file_key_and_reason() {
 #[test]
 fn toml_errors_keep_line_and_key() {
     let cases: Vec<(&str, String, &[&str])> = vec![
-        ("unknown key", format!("{MIN}fps = 3\n"), &["line 5", "unknown field `fps`"]),
-        ("unknown nested key", format!("{MIN}[workers]\nthreads = 2\n"), &["line 6", "unknown field `threads`"]),
-        ("bad duration", format!("{MIN}stall_timeout = \"5 parsecs\"\n"), &["line 5", "stall_timeout", "duration"]),
-        ("bad size", format!("{MIN}[recording.retention]\nmax_total_size = \"2XB\"\n"), &["line 6", "max_total_size", "unknown size unit"]),
-        ("bad pace", format!("{MIN}pace = \"slow\"\n"), &["line 5", "pace", "unknown variant `slow`"]),
-        ("bad time", format!("{MIN}schedule = [{{ days = [\"mon\"], start = \"25:00\" }}]\n"), &["line 5", "HH:MM"]),
-        ("bad day", format!("{MIN}schedule = [{{ days = [\"monday\"] }}]\n"), &["line 5", "unknown variant `monday`"]),
-        ("bad listen", format!("{MIN}[http]\nlisten = \"localhost\"\n"), &["line 6", "listen"]),
+        (
+            "unknown key",
+            format!("{MIN}fps = 3\n"),
+            &["line 5", "unknown field `fps`"],
+        ),
+        (
+            "unknown nested key",
+            format!("{MIN}[workers]\nthreads = 2\n"),
+            &["line 6", "unknown field `threads`"],
+        ),
+        (
+            "bad duration",
+            format!("{MIN}stall_timeout = \"5 parsecs\"\n"),
+            &["line 5", "stall_timeout", "duration"],
+        ),
+        (
+            "bad size",
+            format!("{MIN}[recording.retention]\nmax_total_size = \"2XB\"\n"),
+            &["line 6", "max_total_size", "unknown size unit"],
+        ),
+        (
+            "bad pace",
+            format!("{MIN}pace = \"slow\"\n"),
+            &["line 5", "pace", "unknown variant `slow`"],
+        ),
+        (
+            "bad time",
+            format!("{MIN}schedule = [{{ days = [\"mon\"], start = \"25:00\" }}]\n"),
+            &["line 5", "HH:MM"],
+        ),
+        (
+            "bad day",
+            format!("{MIN}schedule = [{{ days = [\"monday\"] }}]\n"),
+            &["line 5", "unknown variant `monday`"],
+        ),
+        (
+            "bad listen",
+            format!("{MIN}[http]\nlisten = \"localhost\"\n"),
+            &["line 6", "listen"],
+        ),
         ("syntax", "[[cameras]\nid = 1\n".into(), &["line 1"]),
     ];
     for (name, text, frags) in cases {
-        let err = Config::from_str(&text, "bad.toml").expect_err(name).to_string();
+        let err = Config::from_str(&text, "bad.toml")
+            .expect_err(name)
+            .to_string();
         assert!(err.starts_with("config bad.toml: "), "{name}: {err}");
         for f in frags {
             assert!(err.contains(f), "{name}: no '{f}' in: {err}");
@@ -181,6 +240,8 @@ fn toml_errors_keep_line_and_key() {
 
 #[test]
 fn load_names_a_missing_file() {
-    let err = Config::load("/nonexistent/vigil.toml").unwrap_err().to_string();
+    let err = Config::load("/nonexistent/vigil.toml")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("/nonexistent/vigil.toml"), "{err}");
 }

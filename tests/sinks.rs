@@ -38,19 +38,30 @@ fn event(i: u32) -> AlertEvent {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !ok() {
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
 
 fn mosquitto_bin() -> PathBuf {
-    for p in ["/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto", "/usr/bin/mosquitto"] {
+    for p in [
+        "/usr/sbin/mosquitto",
+        "/usr/local/sbin/mosquitto",
+        "/usr/bin/mosquitto",
+    ] {
         if Path::new(p).exists() {
             return PathBuf::from(p);
         }
@@ -86,16 +97,16 @@ impl Broker {
                 if i == 0 {
                     cmd.arg("-c");
                 }
-                let st = cmd
-                    .arg("-b")
-                    .arg(&pw)
-                    .arg(u)
-                    .arg(p)
-                    .status()
-                    .expect("mosquitto_passwd (package mosquitto) is needed for the password test");
+                let st =
+                    cmd.arg("-b").arg(&pw).arg(u).arg(p).status().expect(
+                        "mosquitto_passwd (package mosquitto) is needed for the password test",
+                    );
                 assert!(st.success(), "mosquitto_passwd failed");
             }
-            conf.push_str(&format!("allow_anonymous false\npassword_file {}\n", pw.display()));
+            conf.push_str(&format!(
+                "allow_anonymous false\npassword_file {}\n",
+                pw.display()
+            ));
         }
         // As root, mosquitto would switch to user `mosquitto`, who cannot read the temp dir.
         // SAFETY-free check: `id -u` tells whether we are root.
@@ -107,12 +118,7 @@ impl Broker {
         if root {
             conf.push_str("user root\n");
         }
-        let port: u16 = conf
-            .split_whitespace()
-            .nth(1)
-            .unwrap()
-            .parse()
-            .unwrap();
+        let port: u16 = conf.split_whitespace().nth(1).unwrap().parse().unwrap();
         std::fs::write(dir.path().join("mosquitto.conf"), conf).unwrap();
         let mut b = Broker {
             port,
@@ -251,11 +257,20 @@ impl Subscriber {
     }
 
     /// Collects messages until `done(all so far)` or the timeout (then panics with them).
-    fn collect_until(&self, timeout: Duration, seen: &mut Vec<Msg>, mut done: impl FnMut(&[Msg]) -> bool) {
+    fn collect_until(
+        &self,
+        timeout: Duration,
+        seen: &mut Vec<Msg>,
+        mut done: impl FnMut(&[Msg]) -> bool,
+    ) {
         let deadline = Instant::now() + timeout;
         while !done(seen) {
             let left = deadline.saturating_duration_since(Instant::now());
-            assert!(!left.is_zero(), "timed out after {timeout:?}; got {:#?}", summary(seen));
+            assert!(
+                !left.is_zero(),
+                "timed out after {timeout:?}; got {:#?}",
+                summary(seen)
+            );
             if let Ok(m) = self.rx.recv_timeout(left.min(Duration::from_millis(100))) {
                 seen.push(m);
             }
@@ -325,18 +340,25 @@ fn mqtt_delivers_every_alert_in_order_across_a_broker_restart() {
     let metrics = Metrics::new(["cam1"], ["mqtt"]);
     let mut ob = Outbox::open(out.path().join("mqtt"), 1000).unwrap();
     ob.set_metrics(metrics.sink("mqtt").unwrap());
-    let mut sink = MqttSink::start(&mqtt_config(broker.port, None), ob, metrics.sink("mqtt")).unwrap();
+    let mut sink =
+        MqttSink::start(&mqtt_config(broker.port, None), ob, metrics.sink("mqtt")).unwrap();
     sink.camera_status("cam1", true);
     let mut seen = Vec::new();
     for i in 1..=3 {
         sink.send(&event(i)).unwrap();
     }
-    sub.collect_until(Duration::from_secs(10), &mut seen, |m| alert_ids(m).len() >= 3);
+    sub.collect_until(Duration::from_secs(10), &mut seen, |m| {
+        alert_ids(m).len() >= 3
+    });
     assert_eq!(alert_ids(&seen), ids(1..=3));
     sub.collect_until(Duration::from_secs(5), &mut seen, |m| {
-        m.iter().any(|m| m.topic == "vigil/daemon/status") && m.iter().any(|m| m.topic == "vigil/cam1/status")
+        m.iter().any(|m| m.topic == "vigil/daemon/status")
+            && m.iter().any(|m| m.topic == "vigil/cam1/status")
     });
-    let status = seen.iter().find(|m| m.topic == "vigil/cam1/status").unwrap();
+    let status = seen
+        .iter()
+        .find(|m| m.topic == "vigil/cam1/status")
+        .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&status.payload).unwrap();
     assert_eq!(v["status"], "online");
     assert!(v["timestamp"].as_f64().unwrap() > 1.6e9);
@@ -355,7 +377,9 @@ fn mqtt_delivers_every_alert_in_order_across_a_broker_restart() {
     // Broker back on the same port: all of them arrive, in order, and the outbox empties.
     broker.restart();
     sink.flush(Duration::from_secs(20)).unwrap();
-    sub.collect_until(Duration::from_secs(15), &mut seen, |m| alert_ids(m).len() >= 8);
+    sub.collect_until(Duration::from_secs(15), &mut seen, |m| {
+        alert_ids(m).len() >= 8
+    });
     assert_eq!(alert_ids(&seen), ids(1..=8));
     assert!(outbox_files(&out.path().join("mqtt")).is_empty());
     let m = metrics.sink("mqtt").unwrap();
@@ -366,7 +390,10 @@ fn mqtt_delivers_every_alert_in_order_across_a_broker_restart() {
     // A clean shutdown marks the daemon offline (retained).
     drop(sink);
     sub.collect_until(Duration::from_secs(5), &mut seen, |m| {
-        m.iter().any(|m| m.topic == "vigil/daemon/status" && String::from_utf8_lossy(&m.payload).contains("offline"))
+        m.iter().any(|m| {
+            m.topic == "vigil/daemon/status"
+                && String::from_utf8_lossy(&m.payload).contains("offline")
+        })
     });
 }
 
@@ -383,13 +410,22 @@ fn mqtt_with_password_delivers_a_previous_runs_outbox() {
         }
         std::fs::write(dir.join("00000000000000000004-alert-04.json.tmp"), b"{").unwrap();
     }
-    let sub = Subscriber::start(broker.port, "test-sub-auth", Some(("watcher", "pw-watcher")));
+    let sub = Subscriber::start(
+        broker.port,
+        "test-sub-auth",
+        Some(("watcher", "pw-watcher")),
+    );
 
     // Wrong password: nothing is delivered, nothing is lost.
     {
         let ob = Outbox::open(&dir, 1000).unwrap();
         assert_eq!(ob.depth(), 3, "the temp file is not an event");
-        let mut bad = MqttSink::start(&mqtt_config(broker.port, Some(("vigil", "wrong"))), ob, None).unwrap();
+        let mut bad = MqttSink::start(
+            &mqtt_config(broker.port, Some(("vigil", "wrong"))),
+            ob,
+            None,
+        )
+        .unwrap();
         std::thread::sleep(Duration::from_millis(500));
         assert_eq!(bad.depth(), 3);
         assert!(bad.flush(Duration::from_millis(10)).is_err());
@@ -405,7 +441,9 @@ fn mqtt_with_password_delivers_a_previous_runs_outbox() {
     let mut set = SinkSet::new(vec![Box::new(MqttSink::start(&cfg, ob, None).unwrap())]);
     set.send(&event(4)).unwrap();
     let mut seen = Vec::new();
-    sub.collect_until(Duration::from_secs(10), &mut seen, |m| alert_ids(m).len() >= 4);
+    sub.collect_until(Duration::from_secs(10), &mut seen, |m| {
+        alert_ids(m).len() >= 4
+    });
     assert_eq!(alert_ids(&seen), ids(1..=4));
     set.flush(Duration::from_secs(5)).unwrap();
     assert!(outbox_files(&dir).is_empty());
@@ -415,13 +453,22 @@ fn mqtt_with_password_delivers_a_previous_runs_outbox() {
     for k in 0..20 {
         set.score("cam1", f64::from(k) * 0.1, 0.5);
     }
-    sub.collect_until(Duration::from_secs(5), &mut seen, |m| m.iter().any(|m| m.topic == "vigil/cam1/score"));
+    sub.collect_until(Duration::from_secs(5), &mut seen, |m| {
+        m.iter().any(|m| m.topic == "vigil/cam1/score")
+    });
     std::thread::sleep(Duration::from_millis(200));
     while let Ok(m) = sub.rx.try_recv() {
         seen.push(m);
     }
-    let scores: Vec<&Msg> = seen.iter().filter(|m| m.topic == "vigil/cam1/score").collect();
-    assert_eq!(scores.len(), 1, "20 scores within 2 ms at 2 Hz give one message");
+    let scores: Vec<&Msg> = seen
+        .iter()
+        .filter(|m| m.topic == "vigil/cam1/score")
+        .collect();
+    assert_eq!(
+        scores.len(),
+        1,
+        "20 scores within 2 ms at 2 Hz give one message"
+    );
     assert!(!scores[0].retain);
     let v: serde_json::Value = serde_json::from_slice(&scores[0].payload).unwrap();
     assert_eq!(v["camera"], "cam1");
@@ -499,7 +546,9 @@ fn webhook_retries_with_backoff_and_delivers_in_order() {
     let got = rx.bodies.lock().unwrap().clone();
     // One request at a time: three failures of the first event, then one success each.
     assert_eq!(got.len(), 7, "{got:#?}");
-    assert!(got[..3].iter().all(|(c, id, _)| *c == 500 && id == "alert-01"));
+    assert!(got[..3]
+        .iter()
+        .all(|(c, id, _)| *c == 500 && id == "alert-01"));
     let delivered: Vec<String> = got
         .iter()
         .filter(|(c, _, _)| *c == 200)
@@ -522,7 +571,10 @@ fn webhook_keeps_events_while_the_receiver_is_down() {
     let mut sink = WebhookSink::start(&cfg, ob, None).unwrap();
     sink.send(&event(1)).unwrap();
     sink.send(&event(2)).unwrap();
-    let err = sink.flush(Duration::from_millis(300)).unwrap_err().to_string();
+    let err = sink
+        .flush(Duration::from_millis(300))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("2 events still undelivered"), "{err}");
     drop(sink);
     assert_eq!(Outbox::open(out.path(), 100).unwrap().depth(), 2);
@@ -543,7 +595,10 @@ fn outbox_requeues_in_order_after_reopen_and_refuses_when_full() {
     let pending: Vec<String> = ob.pending().map(|e| e.id.clone()).collect();
     assert_eq!(pending, ids(2..=3));
     let next = ob.push(&event(5)).unwrap();
-    assert!(next > seqs[2], "sequence numbers keep growing across restarts");
+    assert!(
+        next > seqs[2],
+        "sequence numbers keep growing across restarts"
+    );
     let first = ob.get(0).unwrap().clone();
     let ev: AlertEvent = serde_json::from_slice(&ob.read(&first).unwrap()).unwrap();
     assert_eq!(ev, event(2));
@@ -563,15 +618,22 @@ fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
 #[test]
 fn telemetry_serves_metrics_health_and_readiness() {
     let metrics = Metrics::new(["cam1", "cam-2"], ["mqtt", "webhook"]);
-    let server = TelemetryServer::start("127.0.0.1:0".parse().unwrap(), Arc::clone(&metrics)).unwrap();
+    let server =
+        TelemetryServer::start("127.0.0.1:0".parse().unwrap(), Arc::clone(&metrics)).unwrap();
     let addr = server.local_addr();
     assert_ne!(addr.port(), 0, "the bound port is reported");
     let cam = metrics.camera("cam1").unwrap();
     cam.frames_in.fetch_add(42, Ordering::Relaxed);
     cam.alerts.fetch_add(2, Ordering::Relaxed);
     cam.up.store(true, Ordering::Relaxed);
-    metrics.stage(Stage::Score).observe(Duration::from_millis(120));
-    metrics.sink("mqtt").unwrap().enqueued.fetch_add(3, Ordering::Relaxed);
+    metrics
+        .stage(Stage::Score)
+        .observe(Duration::from_millis(120));
+    metrics
+        .sink("mqtt")
+        .unwrap()
+        .enqueued
+        .fetch_add(3, Ordering::Relaxed);
 
     assert_eq!(http_get(addr, "/healthz").0, 200);
     assert_eq!(http_get(addr, "/readyz").0, 503);
@@ -590,7 +652,10 @@ fn telemetry_serves_metrics_health_and_readiness() {
         "# TYPE vigil_stage_latency_seconds histogram",
         "vigil_ready 0",
     ] {
-        assert!(body.lines().any(|l| l == line), "missing line {line:?} in:\n{body}");
+        assert!(
+            body.lines().any(|l| l == line),
+            "missing line {line:?} in:\n{body}"
+        );
     }
     // Every sample line is `name{labels} value` with a numeric value.
     for l in body.lines().filter(|l| !l.starts_with('#')) {

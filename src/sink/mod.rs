@@ -103,11 +103,19 @@ impl SinkSet {
         }
         if let Some(m) = &cfg.mqtt {
             let ob = open_outbox(cfg, "mqtt", metrics)?;
-            sinks.push(Box::new(MqttSink::start(m, ob, metrics.and_then(|m| m.sink("mqtt")))?));
+            sinks.push(Box::new(MqttSink::start(
+                m,
+                ob,
+                metrics.and_then(|m| m.sink("mqtt")),
+            )?));
         }
         if let Some(w) = &cfg.webhook {
             let ob = open_outbox(cfg, "webhook", metrics)?;
-            sinks.push(Box::new(WebhookSink::start(w, ob, metrics.and_then(|m| m.sink("webhook")))?));
+            sinks.push(Box::new(WebhookSink::start(
+                w,
+                ob,
+                metrics.and_then(|m| m.sink("webhook")),
+            )?));
         }
         Ok(SinkSet { sinks })
     }
@@ -177,7 +185,11 @@ fn collect(results: impl Iterator<Item = Result<(), SinkError>>) -> Result<(), S
     }
 }
 
-fn open_outbox(cfg: &SinksConfig, name: &str, metrics: Option<&Metrics>) -> Result<Outbox, SinkError> {
+fn open_outbox(
+    cfg: &SinksConfig,
+    name: &str,
+    metrics: Option<&Metrics>,
+) -> Result<Outbox, SinkError> {
     let mut ob = Outbox::open(cfg.outbox_dir.join(name), cfg.outbox_max_events)?;
     if let Some(m) = metrics.and_then(|m| m.sink(name)) {
         ob.set_metrics(m);

@@ -37,8 +37,15 @@ const WINDOW: usize = 16;
 const COMMANDS: usize = 256;
 
 enum Command {
-    Status { camera: String, online: bool },
-    Score { camera: String, time_s: f64, score: f32 },
+    Status {
+        camera: String,
+        online: bool,
+    },
+    Score {
+        camera: String,
+        time_s: f64,
+        score: f32,
+    },
 }
 
 /// Publishes events to an MQTT broker, durably.
@@ -77,7 +84,10 @@ impl MqttSink {
         outbox: Outbox,
         metrics: Option<Arc<SinkMetrics>>,
     ) -> Result<MqttSink, SinkError> {
-        let setup = |reason: String| SinkError::Setup { sink: "mqtt", reason };
+        let setup = |reason: String| SinkError::Setup {
+            sink: "mqtt",
+            reason,
+        };
         let mut opts = MqttOptions::new(cfg.client_id.clone(), cfg.host.clone(), cfg.port);
         opts.set_keep_alive(cfg.keep_alive);
         opts.set_clean_session(true);
@@ -295,7 +305,14 @@ impl Worker {
         self.last_sent = None;
     }
 
-    fn publish(&mut self, topic: String, qos: QoS, retain: bool, payload: Vec<u8>, tag: Option<u64>) -> bool {
+    fn publish(
+        &mut self,
+        topic: String,
+        qos: QoS,
+        retain: bool,
+        payload: Vec<u8>,
+        tag: Option<u64>,
+    ) -> bool {
         match self.client.try_publish(topic, qos, retain, payload) {
             Ok(()) => {
                 self.tags.push_back(tag);
@@ -321,7 +338,11 @@ impl Worker {
                     self.publish_status(&camera, online);
                 }
             }
-            Command::Score { camera, time_s, score } => {
+            Command::Score {
+                camera,
+                time_s,
+                score,
+            } => {
                 let Some(every) = self.score_interval else {
                     return;
                 };
@@ -338,9 +359,10 @@ impl Worker {
                 }
                 self.last_score.insert(camera.clone(), now);
                 let topic = format!("{}/{}/score", self.prefix, topic_level(&camera));
-                let payload = serde_json::json!({ "camera": camera, "time_s": time_s, "score": score })
-                    .to_string()
-                    .into_bytes();
+                let payload =
+                    serde_json::json!({ "camera": camera, "time_s": time_s, "score": score })
+                        .to_string()
+                        .into_bytes();
                 self.publish(topic, QoS::AtMostOnce, false, payload, None);
             }
         }
@@ -349,7 +371,8 @@ impl Worker {
     /// Publishes outbox entries after `last_sent`, keeping at most `WINDOW` awaiting PUBACK.
     fn publish_pending(&mut self) {
         loop {
-            let outstanding = self.inflight.len() + self.tags.iter().filter(|t| t.is_some()).count();
+            let outstanding =
+                self.inflight.len() + self.tags.iter().filter(|t| t.is_some()).count();
             if outstanding >= WINDOW {
                 return;
             }
