@@ -72,7 +72,7 @@ impl fmt::Display for Secret {
 }
 
 /// A URL kept as written (it may hold `user:pass@`); prints with the password replaced by
-/// `***`. Validated (parsed) by [`Config::validate`].
+/// `***`. Validated (parsed) when the config loads ([`Config::load`]).
 #[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(transparent)]
 pub struct UrlString(String);
