@@ -14,13 +14,19 @@
 //! - [`pipeline`]: the threaded replay pipeline with bounded channels.
 //! - [`npy`]: NumPy `.npy` reading and writing for feature files.
 //! - [`output`]: score files (JSONL / CSV) and plots.
-//! - [`eval`]: ground truth handling.
+//! - [`eval`]: evaluation metrics (ROC AUC, PR AUC, AP) and ground truth.
+//! - [`lists`]: list files (RTFM layout), labels and path remaps.
+//! - [`synth`]: the deterministic synthetic anomaly benchmark generator.
 //! - [`stats`]: latency percentiles for `bench`.
 //! - [`error`]: the documented exit codes.
+//! - [`config`]: the daemon configuration (`vigil run --config`), validated at load.
+//! - [`sink`]: alert sinks (JSON lines, MQTT, webhook) with durable on-disk outboxes.
+//! - [`telemetry`]: every metric, Prometheus rendering and the `/metrics` HTTP endpoint.
 
 pub mod alert;
 pub mod cli;
 pub mod cmd;
+pub mod config;
 pub mod error;
 pub mod eval;
 pub mod features;
@@ -32,6 +38,8 @@ pub mod pipeline;
 pub mod preprocess;
 pub mod rtfm;
 pub mod scorer;
+pub mod sink;
 pub mod source;
 pub mod stats;
 pub mod synth;
+pub mod telemetry;

@@ -1,0 +1,671 @@
+//! Sinks and telemetry against real servers: a `mosquitto` broker started per test on a free
+//! loopback port (stopped and restarted mid-test), a tiny_http webhook receiver that fails on
+//! purpose, and the telemetry endpoint over HTTP. Every wait is bounded; child processes are
+//! killed on drop.
+#![allow(clippy::unwrap_used)]
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Receiver;
+use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
+use vigil::alert::{AlertEvent, EventKind};
+use vigil::config::{Backoff, MqttConfig, MqttScores, Secret, UrlString, WebhookConfig};
+use vigil::sink::{MqttSink, Outbox, Sink, SinkSet, WebhookSink};
+use vigil::telemetry::{Metrics, Stage, TelemetryServer};
+
+fn event(i: u32) -> AlertEvent {
+    AlertEvent {
+        event: EventKind::Start,
+        id: format!("alert-{i:02}"),
+        source: "cam1".into(),
+        snippet_start: u64::from(i),
+        frame_start: u64::from(i) * 16,
+        time_start_s: f64::from(i),
+        snippet_end: None,
+        frame_end: None,
+        time_end_s: None,
+        peak_score: 0.9,
+        peak_snippet: u64::from(i),
+        peak_frame: u64::from(i) * 16 + 8,
+        reason: None,
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !ok() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn mosquitto_bin() -> PathBuf {
+    for p in [
+        "/usr/sbin/mosquitto",
+        "/usr/local/sbin/mosquitto",
+        "/usr/bin/mosquitto",
+    ] {
+        if Path::new(p).exists() {
+            return PathBuf::from(p);
+        }
+    }
+    panic!(
+        "mosquitto not found (looked in /usr/sbin, /usr/local/sbin, /usr/bin): these tests need a \
+         real broker; install it with `apt-get install -y mosquitto`"
+    );
+}
+
+/// A mosquitto process on a loopback port; killed on drop.
+struct Broker {
+    port: u16,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl Broker {
+    /// `users`: `(user, password)` pairs; empty = anonymous access.
+    fn start(users: &[(&str, &str)]) -> Broker {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conf = format!(
+            "listener {port} 127.0.0.1\npersistence true\npersistence_location {d}/\nlog_dest stderr\n",
+            port = free_port(),
+            d = dir.path().display()
+        );
+        if users.is_empty() {
+            conf.push_str("allow_anonymous true\n");
+        } else {
+            let pw = dir.path().join("passwd");
+            for (i, (u, p)) in users.iter().enumerate() {
+                let mut cmd = Command::new("mosquitto_passwd");
+                if i == 0 {
+                    cmd.arg("-c");
+                }
+                let st =
+                    cmd.arg("-b").arg(&pw).arg(u).arg(p).status().expect(
+                        "mosquitto_passwd (package mosquitto) is needed for the password test",
+                    );
+                assert!(st.success(), "mosquitto_passwd failed");
+            }
+            conf.push_str(&format!(
+                "allow_anonymous false\npassword_file {}\n",
+                pw.display()
+            ));
+        }
+        // As root, mosquitto would switch to user `mosquitto`, who cannot read the temp dir.
+        // SAFETY-free check: `id -u` tells whether we are root.
+        let root = Command::new("id")
+            .arg("-u")
+            .output()
+            .map(|o| o.stdout.starts_with(b"0"))
+            .unwrap_or(false);
+        if root {
+            conf.push_str("user root\n");
+        }
+        let port: u16 = conf.split_whitespace().nth(1).unwrap().parse().unwrap();
+        std::fs::write(dir.path().join("mosquitto.conf"), conf).unwrap();
+        let mut b = Broker {
+            port,
+            dir,
+            child: None,
+        };
+        b.restart();
+        b
+    }
+
+    /// (Re)starts on the same port and config; waits until it accepts connections.
+    fn restart(&mut self) {
+        assert!(self.child.is_none(), "broker already running");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("mosquitto.log"))
+            .unwrap();
+        let child = Command::new(mosquitto_bin())
+            .arg("-c")
+            .arg(self.dir.path().join("mosquitto.conf"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("starting mosquitto");
+        self.child = Some(child);
+        let port = self.port;
+        wait_until("mosquitto to listen", Duration::from_secs(10), || {
+            if let Some(c) = self.child.as_mut() {
+                if let Ok(Some(st)) = c.try_wait() {
+                    panic!("mosquitto exited with {st}; log:\n{}", self.log());
+                }
+            }
+            TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+    }
+
+    /// Stops it with SIGTERM (so it saves sessions to its persistence file) and waits.
+    fn stop(&mut self) {
+        let Some(mut c) = self.child.take() else {
+            return;
+        };
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = c.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("mosquitto.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A received message.
+#[derive(Debug, Clone)]
+struct Msg {
+    topic: String,
+    payload: Vec<u8>,
+    retain: bool,
+}
+
+/// A rumqttc subscriber to `vigil/#` with a persistent session (so messages published while
+/// it is reconnecting after a broker restart are queued for it, not lost to the test).
+struct Subscriber {
+    rx: Receiver<Msg>,
+    stop: Arc<AtomicBool>,
+    connected: Arc<AtomicUsize>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Subscriber {
+    fn start(port: u16, id: &str, creds: Option<(&str, &str)>) -> Subscriber {
+        let mut opts = MqttOptions::new(id, "127.0.0.1", port);
+        opts.set_clean_session(false);
+        opts.set_keep_alive(Duration::from_secs(5));
+        if let Some((u, p)) = creds {
+            opts.set_credentials(u, p);
+        }
+        let (client, mut conn) = Client::new(opts, 16);
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let stop = Arc::new(AtomicBool::new(false));
+        let connected = Arc::new(AtomicUsize::new(0));
+        let (s, c) = (Arc::clone(&stop), Arc::clone(&connected));
+        let thread = std::thread::Builder::new()
+            .name("test-subscriber".into())
+            .spawn(move || {
+                while !s.load(Ordering::Relaxed) {
+                    match conn.recv_timeout(Duration::from_millis(100)) {
+                        Ok(Ok(Event::Incoming(Packet::ConnAck(_)))) => {
+                            let _ = client.try_subscribe("vigil/#", QoS::AtLeastOnce);
+                        }
+                        Ok(Ok(Event::Incoming(Packet::SubAck(_)))) => {
+                            c.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Ok(Ok(Event::Incoming(Packet::Publish(p)))) => {
+                            let _ = tx.send(Msg {
+                                topic: p.topic.clone(),
+                                payload: p.payload.to_vec(),
+                                retain: p.retain,
+                            });
+                        }
+                        Ok(Err(_)) => std::thread::sleep(Duration::from_millis(100)),
+                        _ => {}
+                    }
+                }
+            })
+            .unwrap();
+        let sub = Subscriber {
+            rx,
+            stop,
+            connected,
+            thread: Some(thread),
+        };
+        wait_until("the subscriber's SUBACK", Duration::from_secs(10), || {
+            sub.connected.load(Ordering::Relaxed) > 0
+        });
+        sub
+    }
+
+    /// Collects messages until `done(all so far)` or the timeout (then panics with them).
+    fn collect_until(
+        &self,
+        timeout: Duration,
+        seen: &mut Vec<Msg>,
+        mut done: impl FnMut(&[Msg]) -> bool,
+    ) {
+        let deadline = Instant::now() + timeout;
+        while !done(seen) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "timed out after {timeout:?}; got {:#?}",
+                summary(seen)
+            );
+            if let Ok(m) = self.rx.recv_timeout(left.min(Duration::from_millis(100))) {
+                seen.push(m);
+            }
+        }
+    }
+}
+
+impl Drop for Subscriber {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn summary(msgs: &[Msg]) -> Vec<String> {
+    msgs.iter()
+        .map(|m| format!("{} {}", m.topic, String::from_utf8_lossy(&m.payload)))
+        .collect()
+}
+
+/// Alert ids received on `vigil/cam1/alert`, first occurrences only (duplicates are allowed).
+fn alert_ids(msgs: &[Msg]) -> Vec<String> {
+    let mut ids: Vec<String> = Vec::new();
+    for m in msgs.iter().filter(|m| m.topic == "vigil/cam1/alert") {
+        let ev: AlertEvent = serde_json::from_slice(&m.payload).unwrap();
+        if !ids.contains(&ev.id) {
+            ids.push(ev.id);
+        }
+    }
+    ids
+}
+
+fn ids(range: std::ops::RangeInclusive<u32>) -> Vec<String> {
+    range.map(|i| event(i).id).collect()
+}
+
+fn mqtt_config(port: u16, creds: Option<(&str, &str)>) -> MqttConfig {
+    let text = format!("host = \"127.0.0.1\"\nport = {port}\nclient_id = \"vigil-test\"\n");
+    let mut cfg: MqttConfig = toml::from_str(&text).unwrap();
+    cfg.reconnect = Backoff {
+        initial: Duration::from_millis(50),
+        max: Duration::from_millis(300),
+    };
+    if let Some((u, p)) = creds {
+        cfg.username = Some(u.into());
+        cfg.password = Some(Secret::new(p));
+    }
+    cfg
+}
+
+fn outbox_files(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn mqtt_delivers_every_alert_in_order_across_a_broker_restart() {
+    let mut broker = Broker::start(&[]);
+    let sub = Subscriber::start(broker.port, "test-sub-restart", None);
+    let out = tempfile::tempdir().unwrap();
+    let metrics = Metrics::new(["cam1"], ["mqtt"]);
+    let mut ob = Outbox::open(out.path().join("mqtt"), 1000).unwrap();
+    ob.set_metrics(metrics.sink("mqtt").unwrap());
+    let mut sink =
+        MqttSink::start(&mqtt_config(broker.port, None), ob, metrics.sink("mqtt")).unwrap();
+    sink.camera_status("cam1", true);
+    let mut seen = Vec::new();
+    for i in 1..=3 {
+        sink.send(&event(i)).unwrap();
+    }
+    sub.collect_until(Duration::from_secs(10), &mut seen, |m| {
+        alert_ids(m).len() >= 3
+    });
+    assert_eq!(alert_ids(&seen), ids(1..=3));
+    sub.collect_until(Duration::from_secs(5), &mut seen, |m| {
+        m.iter().any(|m| m.topic == "vigil/daemon/status")
+            && m.iter().any(|m| m.topic == "vigil/cam1/status")
+    });
+    let status = seen
+        .iter()
+        .find(|m| m.topic == "vigil/cam1/status")
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&status.payload).unwrap();
+    assert_eq!(v["status"], "online");
+    assert!(v["timestamp"].as_f64().unwrap() > 1.6e9);
+    sink.flush(Duration::from_secs(5)).unwrap();
+
+    // Broker down: events wait in the outbox, on disk.
+    broker.stop();
+    for i in 4..=8 {
+        sink.send(&event(i)).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(sink.depth(), 5);
+    assert_eq!(outbox_files(&out.path().join("mqtt")).len(), 5);
+    assert_eq!(metrics.sink("mqtt").unwrap().depth(), 5);
+
+    // Broker back on the same port: all of them arrive, in order, and the outbox empties.
+    broker.restart();
+    sink.flush(Duration::from_secs(20)).unwrap();
+    sub.collect_until(Duration::from_secs(15), &mut seen, |m| {
+        alert_ids(m).len() >= 8
+    });
+    assert_eq!(alert_ids(&seen), ids(1..=8));
+    assert!(outbox_files(&out.path().join("mqtt")).is_empty());
+    let m = metrics.sink("mqtt").unwrap();
+    assert_eq!(m.enqueued.load(Ordering::Relaxed), 8);
+    assert_eq!(m.delivered.load(Ordering::Relaxed), 8);
+    assert!(m.failures.load(Ordering::Relaxed) >= 1);
+
+    // A clean shutdown marks the daemon offline (retained).
+    drop(sink);
+    sub.collect_until(Duration::from_secs(5), &mut seen, |m| {
+        m.iter().any(|m| {
+            m.topic == "vigil/daemon/status"
+                && String::from_utf8_lossy(&m.payload).contains("offline")
+        })
+    });
+}
+
+#[test]
+fn mqtt_with_password_delivers_a_previous_runs_outbox() {
+    let broker = Broker::start(&[("vigil", "pw-vigil"), ("watcher", "pw-watcher")]);
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("mqtt");
+    {
+        // "Previous run": three events stored, one write interrupted.
+        let mut ob = Outbox::open(&dir, 1000).unwrap();
+        for i in 1..=3 {
+            ob.push(&event(i)).unwrap();
+        }
+        std::fs::write(dir.join("00000000000000000004-alert-04.json.tmp"), b"{").unwrap();
+    }
+    let sub = Subscriber::start(
+        broker.port,
+        "test-sub-auth",
+        Some(("watcher", "pw-watcher")),
+    );
+
+    // Wrong password: nothing is delivered, nothing is lost.
+    {
+        let ob = Outbox::open(&dir, 1000).unwrap();
+        assert_eq!(ob.depth(), 3, "the temp file is not an event");
+        let mut bad = MqttSink::start(
+            &mqtt_config(broker.port, Some(("vigil", "wrong"))),
+            ob,
+            None,
+        )
+        .unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        assert_eq!(bad.depth(), 3);
+        assert!(bad.flush(Duration::from_millis(10)).is_err());
+    }
+    assert_eq!(outbox_files(&dir).len(), 3);
+
+    let mut cfg = mqtt_config(broker.port, Some(("vigil", "pw-vigil")));
+    cfg.scores = MqttScores {
+        enabled: true,
+        max_rate_hz: 2.0,
+    };
+    let ob = Outbox::open(&dir, 1000).unwrap();
+    let mut set = SinkSet::new(vec![Box::new(MqttSink::start(&cfg, ob, None).unwrap())]);
+    set.send(&event(4)).unwrap();
+    let mut seen = Vec::new();
+    sub.collect_until(Duration::from_secs(10), &mut seen, |m| {
+        alert_ids(m).len() >= 4
+    });
+    assert_eq!(alert_ids(&seen), ids(1..=4));
+    set.flush(Duration::from_secs(5)).unwrap();
+    assert!(outbox_files(&dir).is_empty());
+    assert_eq!(set.depths(), vec![("mqtt", 0)]);
+
+    // Scores: rate-limited (2 Hz), QoS 0, not retained.
+    for k in 0..20 {
+        set.score("cam1", f64::from(k) * 0.1, 0.5);
+    }
+    sub.collect_until(Duration::from_secs(5), &mut seen, |m| {
+        m.iter().any(|m| m.topic == "vigil/cam1/score")
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    while let Ok(m) = sub.rx.try_recv() {
+        seen.push(m);
+    }
+    let scores: Vec<&Msg> = seen
+        .iter()
+        .filter(|m| m.topic == "vigil/cam1/score")
+        .collect();
+    assert_eq!(
+        scores.len(),
+        1,
+        "20 scores within 2 ms at 2 Hz give one message"
+    );
+    assert!(!scores[0].retain);
+    let v: serde_json::Value = serde_json::from_slice(&scores[0].payload).unwrap();
+    assert_eq!(v["camera"], "cam1");
+}
+
+/// A webhook receiver failing the first `fail` requests with 500.
+struct Receiver500 {
+    addr: SocketAddr,
+    bodies: Arc<Mutex<Vec<(u16, String, String)>>>,
+    server: Arc<tiny_http::Server>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Receiver500 {
+    fn start(fail: usize) -> Receiver500 {
+        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").unwrap());
+        let addr = server.server_addr().to_ip().unwrap();
+        let bodies = Arc::new(Mutex::new(Vec::new()));
+        let (s, b) = (Arc::clone(&server), Arc::clone(&bodies));
+        let thread = std::thread::spawn(move || {
+            for mut rq in s.incoming_requests() {
+                let mut body = String::new();
+                std::io::Read::read_to_string(rq.as_reader(), &mut body).unwrap();
+                let id = rq
+                    .headers()
+                    .iter()
+                    .find(|h| h.field.equiv("X-Vigil-Alert-Id"))
+                    .map(|h| h.value.to_string())
+                    .unwrap_or_default();
+                let mut v = b.lock().unwrap();
+                let code = if v.len() < fail { 500 } else { 200 };
+                v.push((code, id, body));
+                drop(v);
+                let _ = rq.respond(tiny_http::Response::from_string("").with_status_code(code));
+            }
+        });
+        Receiver500 {
+            addr,
+            bodies,
+            server,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Receiver500 {
+    fn drop(&mut self) {
+        self.server.unblock();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[test]
+fn webhook_retries_with_backoff_and_delivers_in_order() {
+    let rx = Receiver500::start(3);
+    let out = tempfile::tempdir().unwrap();
+    let cfg = WebhookConfig {
+        url: UrlString::new(format!("http://{}/hook", rx.addr)),
+        headers: [("Authorization".to_string(), Secret::new("Bearer t0k3n"))].into(),
+        timeout: Duration::from_secs(2),
+        retry: Backoff {
+            initial: Duration::from_millis(20),
+            max: Duration::from_millis(100),
+        },
+    };
+    assert!(!format!("{cfg:?}").contains("t0k3n"));
+    let ob = Outbox::open(out.path().join("webhook"), 100).unwrap();
+    let mut sink = WebhookSink::start(&cfg, ob, None).unwrap();
+    for i in 1..=4 {
+        sink.send(&event(i)).unwrap();
+    }
+    sink.flush(Duration::from_secs(10)).unwrap();
+    let got = rx.bodies.lock().unwrap().clone();
+    // One request at a time: three failures of the first event, then one success each.
+    assert_eq!(got.len(), 7, "{got:#?}");
+    assert!(got[..3]
+        .iter()
+        .all(|(c, id, _)| *c == 500 && id == "alert-01"));
+    let delivered: Vec<String> = got
+        .iter()
+        .filter(|(c, _, _)| *c == 200)
+        .map(|(_, _, body)| serde_json::from_str::<AlertEvent>(body).unwrap().id)
+        .collect();
+    assert_eq!(delivered, ids(1..=4));
+    assert!(outbox_files(&out.path().join("webhook")).is_empty());
+}
+
+#[test]
+fn webhook_keeps_events_while_the_receiver_is_down() {
+    // Nothing listens on this port: every attempt is refused; events stay on disk.
+    let port = free_port();
+    let out = tempfile::tempdir().unwrap();
+    let cfg: WebhookConfig = toml::from_str(&format!(
+        "url = \"http://127.0.0.1:{port}/x\"\nretry = {{ initial = \"10ms\", max = \"50ms\" }}\n"
+    ))
+    .unwrap();
+    let ob = Outbox::open(out.path(), 100).unwrap();
+    let mut sink = WebhookSink::start(&cfg, ob, None).unwrap();
+    sink.send(&event(1)).unwrap();
+    sink.send(&event(2)).unwrap();
+    let err = sink
+        .flush(Duration::from_millis(300))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("2 events still undelivered"), "{err}");
+    drop(sink);
+    assert_eq!(Outbox::open(out.path(), 100).unwrap().depth(), 2);
+}
+
+#[test]
+fn outbox_requeues_in_order_after_reopen_and_refuses_when_full() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ob = Outbox::open(dir.path(), 3).unwrap();
+    let seqs: Vec<u64> = (1..=3).map(|i| ob.push(&event(i)).unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]));
+    let err = ob.push(&event(4)).unwrap_err().to_string();
+    assert!(err.contains("full"), "{err}");
+    ob.ack(seqs[0]).unwrap();
+    ob.ack(seqs[0]).unwrap(); // twice: a duplicate PUBACK is harmless
+    drop(ob);
+    let mut ob = Outbox::open(dir.path(), 3).unwrap();
+    let pending: Vec<String> = ob.pending().map(|e| e.id.clone()).collect();
+    assert_eq!(pending, ids(2..=3));
+    let next = ob.push(&event(5)).unwrap();
+    assert!(
+        next > seqs[2],
+        "sequence numbers keep growing across restarts"
+    );
+    let first = ob.get(0).unwrap().clone();
+    let ev: AlertEvent = serde_json::from_slice(&ob.read(&first).unwrap()).unwrap();
+    assert_eq!(ev, event(2));
+}
+
+fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(5)))
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut resp = agent.get(format!("http://{addr}{path}")).call().unwrap();
+    let code = resp.status().as_u16();
+    (code, resp.body_mut().read_to_string().unwrap())
+}
+
+#[test]
+fn telemetry_serves_metrics_health_and_readiness() {
+    let metrics = Metrics::new(["cam1", "cam-2"], ["mqtt", "webhook"]);
+    let server =
+        TelemetryServer::start("127.0.0.1:0".parse().unwrap(), Arc::clone(&metrics)).unwrap();
+    let addr = server.local_addr();
+    assert_ne!(addr.port(), 0, "the bound port is reported");
+    let cam = metrics.camera("cam1").unwrap();
+    cam.frames_in.fetch_add(42, Ordering::Relaxed);
+    cam.alerts.fetch_add(2, Ordering::Relaxed);
+    cam.up.store(true, Ordering::Relaxed);
+    metrics
+        .stage(Stage::Score)
+        .observe(Duration::from_millis(120));
+    metrics
+        .sink("mqtt")
+        .unwrap()
+        .enqueued
+        .fetch_add(3, Ordering::Relaxed);
+
+    assert_eq!(http_get(addr, "/healthz").0, 200);
+    assert_eq!(http_get(addr, "/readyz").0, 503);
+    let (code, body) = http_get(addr, "/metrics");
+    assert_eq!(code, 200);
+    for line in [
+        "vigil_frames_in_total{camera=\"cam1\"} 42",
+        "vigil_frames_in_total{camera=\"cam-2\"} 0",
+        "vigil_alerts_total{camera=\"cam1\"} 2",
+        "vigil_camera_up{camera=\"cam1\"} 1",
+        "vigil_outbox_depth{sink=\"mqtt\"} 3",
+        "vigil_outbox_depth{sink=\"webhook\"} 0",
+        "vigil_stage_latency_seconds_bucket{stage=\"score\",le=\"0.1\"} 0",
+        "vigil_stage_latency_seconds_bucket{stage=\"score\",le=\"0.25\"} 1",
+        "vigil_stage_latency_seconds_count{stage=\"score\"} 1",
+        "# TYPE vigil_stage_latency_seconds histogram",
+        "vigil_ready 0",
+    ] {
+        assert!(
+            body.lines().any(|l| l == line),
+            "missing line {line:?} in:\n{body}"
+        );
+    }
+    // Every sample line is `name{labels} value` with a numeric value.
+    for l in body.lines().filter(|l| !l.starts_with('#')) {
+        let v = l.rsplit(' ').next().unwrap();
+        assert!(v.parse::<f64>().is_ok(), "bad sample line {l:?}");
+    }
+    server.set_ready();
+    assert_eq!(http_get(addr, "/readyz").0, 200);
+    assert_eq!(http_get(addr, "/nope").0, 404);
+    let (_, body2) = http_get(addr, "/metrics");
+    assert!(body2.lines().any(|l| l == "vigil_ready 1"));
+    drop(server); // joins the serving thread
+}
