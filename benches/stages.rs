@@ -16,8 +16,7 @@ use vigil::source::{FrameSource, OpenCvSource};
 const VTEST: &str = "/usr/share/doc/opencv-doc/examples/data/vtest.avi";
 
 fn model() -> ModelDir {
-    ModelDir::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("models/default"))
-        .expect("default model")
+    ModelDir::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("models/default")).expect("default model")
 }
 
 fn options(m: &ModelDir) -> ReplayOptions {
@@ -56,9 +55,7 @@ fn bench_preprocess(c: &mut Criterion) {
     let pre = Preprocessor::new(recipe);
     let mut g = c.benchmark_group("preprocess");
     g.throughput(Throughput::Elements(1));
-    g.bench_function("vtest_frame_to_128x96_gray", |b| {
-        b.iter(|| pre.prepare(&frame).unwrap())
-    });
+    g.bench_function("vtest_frame_to_128x96_gray", |b| b.iter(|| pre.prepare(&frame).unwrap()));
     g.finish();
 }
 
@@ -77,9 +74,7 @@ fn bench_features(c: &mut Criterion) {
     let mut ex = m.load_extractor(1).unwrap();
     let mut g = c.benchmark_group("features");
     g.throughput(Throughput::Elements(1));
-    g.bench_function("default_snippet_1_thread", |b| {
-        b.iter(|| ex.extract(snippet.clip.view()).unwrap())
-    });
+    g.bench_function("default_snippet_1_thread", |b| b.iter(|| ex.extract(snippet.clip.view()).unwrap()));
     g.finish();
 }
 
@@ -87,17 +82,11 @@ fn bench_scorer(c: &mut Criterion) {
     let m = model();
     let rtfm = m.load_rtfm().unwrap();
     let dim = m.manifest.features.dim;
-    let feats = Array3::from_shape_fn((80, 1, dim), |(t, _, d)| {
-        ((t * 7 + d * 3) % 11) as f32 * 0.2
-    });
+    let feats = Array3::from_shape_fn((80, 1, dim), |(t, _, d)| ((t * 7 + d * 3) % 11) as f32 * 0.2);
     let mut g = c.benchmark_group("scorer");
     g.throughput(Throughput::Elements(1));
     for window in [16usize, 32, 64] {
-        let cfg = ScorerConfig {
-            mode: ScoreMode::Window,
-            window,
-            lookahead: 2,
-        };
+        let cfg = ScorerConfig { mode: ScoreMode::Window, window, lookahead: 2 };
         g.bench_function(format!("window_{window}_push_full_ring"), |b| {
             b.iter_batched(
                 || {
@@ -154,13 +143,5 @@ fn bench_end_to_end(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(
-    benches,
-    bench_decode,
-    bench_preprocess,
-    bench_features,
-    bench_scorer,
-    bench_alert,
-    bench_end_to_end
-);
+criterion_group!(benches, bench_decode, bench_preprocess, bench_features, bench_scorer, bench_alert, bench_end_to_end);
 criterion_main!(benches);

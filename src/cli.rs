@@ -5,11 +5,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "vigil",
-    version,
-    about = "Real-time video anomaly detection with RTFM"
-)]
+#[command(name = "vigil", version, about = "Real-time video anomaly detection with RTFM")]
 pub struct Cli {
     /// Log filter (tracing EnvFilter syntax), e.g. `info`, `vigil=debug`. Overrides RUST_LOG.
     #[arg(long, global = true)]

@@ -27,21 +27,11 @@ pub const MAX_ROLL: Duration = Duration::from_secs(60);
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("reading config {path}: {source}", path = .path.display())]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("config {path}: {source}", path = .path.display())]
-    Parse {
-        path: PathBuf,
-        source: Box<toml::de::Error>,
-    },
+    Parse { path: PathBuf, source: Box<toml::de::Error> },
     #[error("config {path}: {key}: {reason}", path = .path.display())]
-    Invalid {
-        path: PathBuf,
-        key: String,
-        reason: String,
-    },
+    Invalid { path: PathBuf, key: String, reason: String },
 }
 
 /// A string that never prints: `Debug` and `Display` show `***`.
@@ -218,8 +208,7 @@ pub struct TimeOfDay(pub u16);
 impl<'de> Deserialize<'de> for TimeOfDay {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        let bad =
-            || serde::de::Error::custom(format!("'{s}': expected a time HH:MM (00:00-24:00)"));
+        let bad = || serde::de::Error::custom(format!("'{s}': expected a time HH:MM (00:00-24:00)"));
         let (h, m) = s.split_once(':').ok_or_else(bad)?;
         let (h, m): (u16, u16) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
         if m >= 60 || h > 24 || (h == 24 && m != 0) {
@@ -251,15 +240,8 @@ fn end_of_day() -> TimeOfDay {
     TimeOfDay(24 * 60)
 }
 
-const DAYS: [Weekday; 7] = [
-    Weekday::Mon,
-    Weekday::Tue,
-    Weekday::Wed,
-    Weekday::Thu,
-    Weekday::Fri,
-    Weekday::Sat,
-    Weekday::Sun,
-];
+const DAYS: [Weekday; 7] =
+    [Weekday::Mon, Weekday::Tue, Weekday::Wed, Weekday::Thu, Weekday::Fri, Weekday::Sat, Weekday::Sun];
 
 /// Whether a camera with this schedule is armed on `day` at `minute` (minutes since midnight,
 /// local time). An empty schedule is always armed. Pure: the caller reads the clock.
@@ -293,10 +275,7 @@ pub struct Backoff {
 
 impl Default for Backoff {
     fn default() -> Self {
-        Backoff {
-            initial: secs1(),
-            max: secs30(),
-        }
+        Backoff { initial: secs1(), max: secs30() }
     }
 }
 
@@ -304,10 +283,7 @@ impl Backoff {
     /// The delay before retry number `attempt` (0-based): `initial * 2^attempt` capped at `max`,
     /// then jittered down by up to a quarter so that many clients do not retry in step.
     pub fn delay(&self, attempt: u32) -> Duration {
-        let base = self
-            .initial
-            .saturating_mul(1u32 << attempt.min(20))
-            .min(self.max);
+        let base = self.initial.saturating_mul(1u32 << attempt.min(20)).min(self.max);
         let jitter = base.mul_f64(fastrand::f64() * 0.25);
         base.saturating_sub(jitter)
     }
@@ -453,11 +429,7 @@ pub struct WorkersConfig {
 
 impl Default for WorkersConfig {
     fn default() -> Self {
-        WorkersConfig {
-            count: 1,
-            max_batch: 8,
-            max_wait: Duration::from_millis(20),
-        }
+        WorkersConfig { count: 1, max_batch: 8, max_wait: Duration::from_millis(20) }
     }
 }
 
@@ -500,10 +472,7 @@ pub struct MqttScores {
 
 impl Default for MqttScores {
     fn default() -> Self {
-        MqttScores {
-            enabled: false,
-            max_rate_hz: 1.0,
-        }
+        MqttScores { enabled: false, max_rate_hz: 1.0 }
     }
 }
 
@@ -635,10 +604,7 @@ pub struct Retention {
 
 impl Default for Retention {
     fn default() -> Self {
-        Retention {
-            max_age: Duration::from_secs(7 * 86_400),
-            max_total_size: 2_000_000_000,
-        }
+        Retention { max_age: Duration::from_secs(7 * 86_400), max_total_size: 2_000_000_000 }
     }
 }
 
@@ -682,9 +648,7 @@ pub struct HttpConfig {
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        HttpConfig {
-            listen: SocketAddr::from(([127, 0, 0, 1], 9700)),
-        }
+        HttpConfig { listen: SocketAddr::from(([127, 0, 0, 1], 9700)) }
     }
 }
 
@@ -722,10 +686,8 @@ impl Config {
     /// Reads, parses and validates `path`.
     pub fn load(path: impl AsRef<Path>) -> Result<Config, ConfigError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
         Config::from_str(&text, path)
     }
 
@@ -733,16 +695,9 @@ impl Config {
     #[allow(clippy::should_implement_trait)]
     pub fn from_str(text: &str, path: impl AsRef<Path>) -> Result<Config, ConfigError> {
         let path = path.as_ref();
-        let mut cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: path.to_path_buf(),
-            source: Box::new(e),
-        })?;
-        cfg.validate()
-            .map_err(|(key, reason)| ConfigError::Invalid {
-                path: path.to_path_buf(),
-                key,
-                reason,
-            })?;
+        let mut cfg: Config =
+            toml::from_str(text).map_err(|e| ConfigError::Parse { path: path.to_path_buf(), source: Box::new(e) })?;
+        cfg.validate().map_err(|(key, reason)| ConfigError::Invalid { path: path.to_path_buf(), key, reason })?;
         Ok(cfg)
     }
 
@@ -755,15 +710,10 @@ impl Config {
     fn validate(&mut self) -> Result<(), (String, String)> {
         let err = |key: &str, reason: String| Err((key.to_string(), reason));
         if self.cameras.is_empty() {
-            return err(
-                "cameras",
-                "at least one [[cameras]] entry is required".into(),
-            );
+            return err("cameras", "at least one [[cameras]] entry is required".into());
         }
         let mut global = self.alert.policy();
-        global
-            .validate()
-            .map_err(|(k, r)| (format!("alert.{k}"), r))?;
+        global.validate().map_err(|(k, r)| (format!("alert.{k}"), r))?;
         if self.alert.max_per_hour == 0 {
             return err("alert.max_per_hour", "must be at least 1".into());
         }
@@ -773,17 +723,10 @@ impl Config {
             if cam.id.is_empty() {
                 return Err((key("id"), "must not be empty".into()));
             }
-            if let Some(c) = cam
-                .id
-                .chars()
-                .find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-'))
-            {
+            if let Some(c) = cam.id.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-')) {
                 return Err((
                     key("id"),
-                    format!(
-                        "'{}' holds '{c}': only A-Z a-z 0-9 _ - (it goes into MQTT topics)",
-                        cam.id
-                    ),
+                    format!("'{}' holds '{c}': only A-Z a-z 0-9 _ - (it goes into MQTT topics)", cam.id),
                 ));
             }
             if !seen.insert(cam.id.clone()) {
@@ -797,25 +740,16 @@ impl Config {
                         format!("a polygon needs at least 3 points, got {}", poly.len()),
                     ));
                 }
-                if let Some(p) = poly
-                    .iter()
-                    .find(|p| !p.iter().all(|v| (0.0..=1.0).contains(v)))
-                {
+                if let Some(p) = poly.iter().find(|p| !p.iter().all(|v| (0.0..=1.0).contains(v))) {
                     return Err((
                         format!("cameras[{i}].mask[{j}]"),
-                        format!(
-                            "point [{}, {}] is outside the normalised 0..1 range",
-                            p[0], p[1]
-                        ),
+                        format!("point [{}, {}] is outside the normalised 0..1 range", p[0], p[1]),
                     ));
                 }
             }
             for (j, w) in cam.schedule.iter().enumerate() {
                 if w.days.is_empty() {
-                    return Err((
-                        format!("cameras[{i}].schedule[{j}].days"),
-                        "must list at least one day".into(),
-                    ));
+                    return Err((format!("cameras[{i}].schedule[{j}].days"), "must list at least one day".into()));
                 }
                 if w.start == w.end {
                     return Err((
@@ -830,20 +764,15 @@ impl Config {
             check_backoff(&cam.reconnect).map_err(|(k, r)| (key(&format!("reconnect.{k}")), r))?;
             let merged = self.alert.merged(&cam.alert);
             global = merged.policy();
-            global.validate().map_err(|(k, r)| {
-                (
-                    key(&format!("alert.{k}")),
-                    format!("{r} (after merging [alert] defaults)"),
-                )
-            })?;
+            global
+                .validate()
+                .map_err(|(k, r)| (key(&format!("alert.{k}")), format!("{r} (after merging [alert] defaults)")))?;
             if merged.max_per_hour == 0 {
                 return Err((key("alert.max_per_hour"), "must be at least 1".into()));
             }
             cam.effective_alert = merged;
         }
-        self.scorer
-            .validate()
-            .map_err(|(k, r)| (format!("scorer.{k}"), r))?;
+        self.scorer.validate().map_err(|(k, r)| (format!("scorer.{k}"), r))?;
         if self.workers.count == 0 {
             return err("workers.count", "must be at least 1".into());
         }
@@ -853,35 +782,22 @@ impl Config {
         if self.workers.max_wait > Duration::from_secs(1) {
             return err(
                 "workers.max_wait",
-                format!(
-                    "{:?} is too long for live video (at most 1s)",
-                    self.workers.max_wait
-                ),
+                format!("{:?} is too long for live video (at most 1s)", self.workers.max_wait),
             );
         }
         self.validate_sinks()?;
-        for (k, v) in [
-            ("recording.pre_roll", self.recording.pre_roll),
-            ("recording.post_roll", self.recording.post_roll),
-        ] {
+        for (k, v) in
+            [("recording.pre_roll", self.recording.pre_roll), ("recording.post_roll", self.recording.post_roll)]
+        {
             if v > MAX_ROLL {
-                return err(
-                    k,
-                    format!("{v:?} is longer than {MAX_ROLL:?} (the pre-roll is held in memory)"),
-                );
+                return err(k, format!("{v:?} is longer than {MAX_ROLL:?} (the pre-roll is held in memory)"));
             }
         }
         if self.recording.retention.max_total_size == 0 {
-            return err(
-                "recording.retention.max_total_size",
-                "must be greater than 0".into(),
-            );
+            return err("recording.retention.max_total_size", "must be greater than 0".into());
         }
         if self.recording.retention.max_age.is_zero() {
-            return err(
-                "recording.retention.max_age",
-                "must be greater than 0".into(),
-            );
+            return err("recording.retention.max_age", "must be greater than 0".into());
         }
         Ok(())
     }
@@ -889,10 +805,7 @@ impl Config {
     fn validate_sinks(&mut self) -> Result<(), (String, String)> {
         let s = &mut self.sinks;
         if s.outbox_max_events == 0 {
-            return Err((
-                "sinks.outbox_max_events".into(),
-                "must be at least 1".into(),
-            ));
+            return Err(("sinks.outbox_max_events".into(), "must be at least 1".into()));
         }
         if let Some(j) = &s.jsonl {
             if j.path.as_os_str().is_empty() {
@@ -926,10 +839,7 @@ impl Config {
             if m.qos != 1 {
                 return Err((
                     key("qos"),
-                    format!(
-                        "{} is not supported: must be 1 (the outbox drops an event on its PUBACK)",
-                        m.qos
-                    ),
+                    format!("{} is not supported: must be 1 (the outbox drops an event on its PUBACK)", m.qos),
                 ));
             }
             if m.keep_alive < Duration::from_secs(5) {
@@ -939,31 +849,18 @@ impl Config {
             if !(m.scores.max_rate_hz.is_finite() && m.scores.max_rate_hz > 0.0) {
                 return Err((key("scores.max_rate_hz"), "must be a number > 0".into()));
             }
-            let resolved = resolve_password(
-                m.password.take(),
-                m.password_env.as_deref(),
-                m.password_file.as_deref(),
-            )
-            .map_err(|(k, r)| (key(k), r))?;
+            let resolved = resolve_password(m.password.take(), m.password_env.as_deref(), m.password_file.as_deref())
+                .map_err(|(k, r)| (key(k), r))?;
             if resolved.is_some() && m.username.is_none() {
-                return Err((
-                    key("username"),
-                    "is required when a password is given".into(),
-                ));
+                return Err((key("username"), "is required when a password is given".into()));
             }
             m.password = resolved;
             if let Some(t) = &m.tls {
                 if t.client_cert.is_some() != t.client_key.is_some() {
-                    return Err((
-                        key("tls.client_key"),
-                        "client_cert and client_key go together".into(),
-                    ));
+                    return Err((key("tls.client_key"), "client_cert and client_key go together".into()));
                 }
                 if !t.ca_file.is_file() {
-                    return Err((
-                        key("tls.ca_file"),
-                        format!("{} is not a readable file", t.ca_file.display()),
-                    ));
+                    return Err((key("tls.ca_file"), format!("{} is not a readable file", t.ca_file.display())));
                 }
             }
         }
@@ -974,25 +871,16 @@ impl Config {
                 Ok(u) => {
                     return Err((
                         key("url"),
-                        format!(
-                            "{}: scheme must be http or https with a host, got '{}'",
-                            w.url,
-                            u.scheme()
-                        ),
+                        format!("{}: scheme must be http or https with a host, got '{}'", w.url, u.scheme()),
                     ))
                 }
                 Err(e) => return Err((key("url"), format!("{}: {e}", w.url))),
             }
             for name in w.headers.keys() {
                 if name.is_empty()
-                    || !name
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+                    || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
                 {
-                    return Err((
-                        key(&format!("headers.{name}")),
-                        "is not a valid header name".into(),
-                    ));
+                    return Err((key(&format!("headers.{name}")), "is not a valid header name".into()));
                 }
             }
             if w.timeout.is_zero() {
@@ -1009,10 +897,7 @@ fn check_backoff(b: &Backoff) -> Result<(), (&'static str, String)> {
         return Err(("initial", "must be greater than 0".into()));
     }
     if b.max < b.initial {
-        return Err((
-            "max",
-            format!("{:?} is smaller than initial ({:?})", b.max, b.initial),
-        ));
+        return Err(("max", format!("{:?} is smaller than initial ({:?})", b.max, b.initial)));
     }
     Ok(())
 }
@@ -1022,23 +907,14 @@ fn resolve_password(
     env: Option<&str>,
     file: Option<&Path>,
 ) -> Result<Option<Secret>, (&'static str, String)> {
-    let given = [inline.is_some(), env.is_some(), file.is_some()]
-        .iter()
-        .filter(|b| **b)
-        .count();
+    let given = [inline.is_some(), env.is_some(), file.is_some()].iter().filter(|b| **b).count();
     if given > 1 {
-        return Err((
-            "password",
-            "give at most one of password, password_env, password_file".into(),
-        ));
+        return Err(("password", "give at most one of password, password_env, password_file".into()));
     }
     if let Some(var) = env {
         return match std::env::var(var) {
             Ok(v) if !v.is_empty() => Ok(Some(Secret(v))),
-            _ => Err((
-                "password_env",
-                format!("environment variable {var} is not set (or empty)"),
-            )),
+            _ => Err(("password_env", format!("environment variable {var} is not set (or empty)"))),
         };
     }
     if let Some(f) = file {
@@ -1058,11 +934,7 @@ fn validate_source(cam: &mut CameraConfig) -> Result<(), (&'static str, String)>
     if !is_file && cam.pace == Pace::Fast {
         return Err(("pace", "\"fast\" applies to file sources only".into()));
     }
-    let password = resolve_password(
-        None,
-        cam.password_env.as_deref(),
-        cam.password_file.as_deref(),
-    )?;
+    let password = resolve_password(None, cam.password_env.as_deref(), cam.password_file.as_deref())?;
     match &mut cam.source {
         Source::File(p) => {
             if p.as_os_str().is_empty() {
@@ -1078,16 +950,12 @@ fn validate_source(cam: &mut CameraConfig) -> Result<(), (&'static str, String)>
             }
         }
         Source::Url(u) => {
-            let mut parsed = url::Url::parse(u.expose())
-                .map_err(|e| ("source", format!("{}: invalid URL: {e}", u.redacted())))?;
+            let mut parsed =
+                url::Url::parse(u.expose()).map_err(|e| ("source", format!("{}: invalid URL: {e}", u.redacted())))?;
             if !matches!(parsed.scheme(), "rtsp" | "rtsps" | "http" | "https") {
                 return Err((
                     "source",
-                    format!(
-                        "{}: scheme '{}' is not one of rtsp, rtsps, http, https",
-                        u.redacted(),
-                        parsed.scheme()
-                    ),
+                    format!("{}: scheme '{}' is not one of rtsp, rtsps, http, https", u.redacted(), parsed.scheme()),
                 ));
             }
             if !parsed.has_host() || parsed.host_str().is_some_and(str::is_empty) {
@@ -1117,13 +985,9 @@ fn validate_source(cam: &mut CameraConfig) -> Result<(), (&'static str, String)>
 /// `Ki`/`Mi`/`Gi`/`Ti` powers of 1024).
 pub fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("'{s}': expected a size like 2GB, 500MB, 1GiB"))?;
+    let n: f64 = num.parse().map_err(|_| format!("'{s}': expected a size like 2GB, 500MB, 1GiB"))?;
     let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1.0,
         "kb" | "k" => 1e3,
@@ -1134,11 +998,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         "mib" => 1024.0 * 1024.0,
         "gib" => 1024.0 * 1024.0 * 1024.0,
         "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
-        other => {
-            return Err(format!(
-                "'{s}': unknown size unit '{other}' (B, KB, MB, GB, TB, KiB, MiB, GiB, TiB)"
-            ))
-        }
+        other => return Err(format!("'{s}': unknown size unit '{other}' (B, KB, MB, GB, TB, KiB, MiB, GiB, TiB)")),
     };
     let v = n * mult;
     if !v.is_finite() || v >= u64::MAX as f64 {
@@ -1169,9 +1029,7 @@ mod duration {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let s = String::deserialize(d)?;
         humantime::parse_duration(&s).map_err(|e| {
-            serde::de::Error::custom(format!(
-                "'{s}': {e} (expected a duration like \"5s\", \"200ms\", \"7d\")"
-            ))
+            serde::de::Error::custom(format!("'{s}': {e} (expected a duration like \"5s\", \"200ms\", \"7d\")"))
         })
     }
 }
@@ -1200,11 +1058,7 @@ mod tests {
 
     #[test]
     fn schedule_arming_wraps_midnight() {
-        let w = vec![ScheduleWindow {
-            days: vec![Weekday::Fri],
-            start: TimeOfDay(22 * 60),
-            end: TimeOfDay(6 * 60),
-        }];
+        let w = vec![ScheduleWindow { days: vec![Weekday::Fri], start: TimeOfDay(22 * 60), end: TimeOfDay(6 * 60) }];
         assert!(is_armed(&w, Weekday::Fri, 23 * 60));
         assert!(is_armed(&w, Weekday::Sat, 60));
         assert!(!is_armed(&w, Weekday::Sat, 23 * 60));
@@ -1214,14 +1068,10 @@ mod tests {
 
     #[test]
     fn backoff_doubles_and_caps() {
-        let b = Backoff {
-            initial: Duration::from_millis(100),
-            max: Duration::from_millis(1000),
-        };
+        let b = Backoff { initial: Duration::from_millis(100), max: Duration::from_millis(1000) };
         for a in 0..30 {
             let d = b.delay(a);
-            let base =
-                Duration::from_millis(100 * (1u64 << a.min(4))).min(Duration::from_millis(1000));
+            let base = Duration::from_millis(100 * (1u64 << a.min(4))).min(Duration::from_millis(1000));
             assert!(d <= base && d >= base.mul_f64(0.75), "attempt {a}: {d:?}");
         }
     }

@@ -41,11 +41,7 @@ pub enum Exit {
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
     #[error("video {name} has {frames} frames: at least {needed} are needed for one snippet")]
-    TooShort {
-        name: String,
-        frames: u64,
-        needed: usize,
-    },
+    TooShort { name: String, frames: u64, needed: usize },
     #[error("video {name}: {source}")]
     Preprocess {
         name: String,

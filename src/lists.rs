@@ -15,11 +15,7 @@ pub enum ListError {
     #[error("cannot read list {path}: {reason}")]
     Read { path: PathBuf, reason: String },
     #[error("{path}:{line}: {reason}")]
-    Line {
-        path: PathBuf,
-        line: usize,
-        reason: String,
-    },
+    Line { path: PathBuf, line: usize, reason: String },
     #[error("list {path}: {reason}")]
     Invalid { path: PathBuf, reason: String },
 }
@@ -53,10 +49,7 @@ impl std::str::FromStr for Remap {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         match s.split_once('=') {
-            Some((from, to)) if !from.is_empty() => Ok(Remap {
-                from: from.to_string(),
-                to: to.to_string(),
-            }),
+            Some((from, to)) if !from.is_empty() => Ok(Remap { from: from.to_string(), to: to.to_string() }),
             _ => Err(format!("expected FROM=TO, got '{s}'")),
         }
     }
@@ -75,10 +68,8 @@ pub fn read_list(path: &Path, remaps: &[Remap]) -> Result<Vec<ListEntry>, ListEr
     if !path.is_file() {
         return Err(ListError::Missing(path.to_path_buf()));
     }
-    let text = std::fs::read_to_string(path).map_err(|e| ListError::Read {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    })?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ListError::Read { path: path.to_path_buf(), reason: e.to_string() })?;
     let base = path.parent().unwrap_or(Path::new("."));
     let mut out = Vec::new();
     for (i, raw) in text.lines().enumerate() {
@@ -110,22 +101,11 @@ pub fn read_list(path: &Path, remaps: &[Remap]) -> Result<Vec<ListEntry>, ListEr
             p = p.replace('\\', "/");
         }
         let pb = PathBuf::from(&p);
-        let resolved = if pb.is_absolute() || !base.join(&pb).exists() {
-            pb
-        } else {
-            base.join(&pb)
-        };
-        out.push(ListEntry {
-            path: resolved,
-            line: i + 1,
-            label,
-        });
+        let resolved = if pb.is_absolute() || !base.join(&pb).exists() { pb } else { base.join(&pb) };
+        out.push(ListEntry { path: resolved, line: i + 1, label });
     }
     if out.is_empty() {
-        return Err(ListError::Invalid {
-            path: path.to_path_buf(),
-            reason: "holds no entries".into(),
-        });
+        return Err(ListError::Invalid { path: path.to_path_buf(), reason: "holds no entries".into() });
     }
     Ok(out)
 }
@@ -133,23 +113,13 @@ pub fn read_list(path: &Path, remaps: &[Remap]) -> Result<Vec<ListEntry>, ListEr
 /// Names that mark a normal video in published and synthetic lists: UCF-Crime's
 /// `Normal_Videos…`, XD-Violence's `…_label_A`, vigil synth's `_nor_`.
 fn looks_normal(path: &Path) -> bool {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_ascii_lowercase())
-        .unwrap_or_default();
-    name.contains("normal")
-        || name.contains("_label_a")
-        || name.contains("_nor_")
-        || name.starts_with("nor_")
+    let name = path.file_name().map(|n| n.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
+    name.contains("normal") || name.contains("_label_a") || name.contains("_nor_") || name.starts_with("nor_")
 }
 
 /// Video-level labels for a list: the label column when every line has one; otherwise the first
 /// `abnormal_first` lines when given (the RTFM convention); otherwise inferred from names.
-pub fn labels(
-    path: &Path,
-    entries: &[ListEntry],
-    abnormal_first: Option<usize>,
-) -> Result<Vec<Label>, ListError> {
+pub fn labels(path: &Path, entries: &[ListEntry], abnormal_first: Option<usize>) -> Result<Vec<Label>, ListError> {
     if entries.iter().all(|e| e.label.is_some()) {
         return Ok(entries.iter().filter_map(|e| e.label).collect());
     }
@@ -157,32 +127,12 @@ pub fn labels(
         if n > entries.len() {
             return Err(ListError::Invalid {
                 path: path.to_path_buf(),
-                reason: format!(
-                    "--abnormal {n} exceeds the list's {} entries",
-                    entries.len()
-                ),
+                reason: format!("--abnormal {n} exceeds the list's {} entries", entries.len()),
             });
         }
-        return Ok((0..entries.len())
-            .map(|i| {
-                if i < n {
-                    Label::Abnormal
-                } else {
-                    Label::Normal
-                }
-            })
-            .collect());
+        return Ok((0..entries.len()).map(|i| if i < n { Label::Abnormal } else { Label::Normal }).collect());
     }
-    Ok(entries
-        .iter()
-        .map(|e| {
-            if looks_normal(&e.path) {
-                Label::Normal
-            } else {
-                Label::Abnormal
-            }
-        })
-        .collect())
+    Ok(entries.iter().map(|e| if looks_normal(&e.path) { Label::Normal } else { Label::Abnormal }).collect())
 }
 
 #[cfg(test)]
@@ -194,21 +144,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("a.npy"), b"").unwrap();
         let list = dir.path().join("l.list");
-        std::fs::write(
-            &list,
-            "# comment\na.npy,1\n\nG:\\UCF\\Normal_Videos_1.npy,normal\n",
-        )
-        .unwrap();
+        std::fs::write(&list, "# comment\na.npy,1\n\nG:\\UCF\\Normal_Videos_1.npy,normal\n").unwrap();
         let remap: Remap = "G:\\UCF\\=/data/ucf/".parse().unwrap();
         let e = read_list(&list, &[remap]).unwrap();
         assert_eq!(e.len(), 2);
         assert_eq!(e[0].path, dir.path().join("a.npy"));
         assert_eq!(e[0].line, 2);
         assert_eq!(e[1].path, PathBuf::from("/data/ucf/Normal_Videos_1.npy"));
-        assert_eq!(
-            labels(&list, &e, None).unwrap(),
-            vec![Label::Abnormal, Label::Normal]
-        );
+        assert_eq!(labels(&list, &e, None).unwrap(), vec![Label::Abnormal, Label::Normal]);
     }
 
     #[test]
@@ -225,21 +168,11 @@ mod tests {
         let e: Vec<ListEntry> = ["x/01_001.npy", "x/01_002.npy", "x/Normal_Videos_3.npy"]
             .iter()
             .enumerate()
-            .map(|(i, p)| ListEntry {
-                path: p.into(),
-                line: i + 1,
-                label: None,
-            })
+            .map(|(i, p)| ListEntry { path: p.into(), line: i + 1, label: None })
             .collect();
         let l = Path::new("l");
-        assert_eq!(
-            labels(l, &e, Some(1)).unwrap(),
-            vec![Label::Abnormal, Label::Normal, Label::Normal]
-        );
-        assert_eq!(
-            labels(l, &e, None).unwrap(),
-            vec![Label::Abnormal, Label::Abnormal, Label::Normal]
-        );
+        assert_eq!(labels(l, &e, Some(1)).unwrap(), vec![Label::Abnormal, Label::Normal, Label::Normal]);
+        assert_eq!(labels(l, &e, None).unwrap(), vec![Label::Abnormal, Label::Abnormal, Label::Normal]);
         assert!(labels(l, &e, Some(4)).is_err());
     }
 
@@ -248,13 +181,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let list = dir.path().join("e.list");
         std::fs::write(&list, "\n# nothing\n").unwrap();
-        assert!(matches!(
-            read_list(&list, &[]),
-            Err(ListError::Invalid { .. })
-        ));
-        assert!(matches!(
-            read_list(&dir.path().join("none"), &[]),
-            Err(ListError::Missing(_))
-        ));
+        assert!(matches!(read_list(&list, &[]), Err(ListError::Invalid { .. })));
+        assert!(matches!(read_list(&dir.path().join("none"), &[]), Err(ListError::Missing(_))));
     }
 }

@@ -26,11 +26,7 @@ pub enum ModelError {
     #[error("{path}: {reason}")]
     Parse { path: PathBuf, reason: String },
     #[error("{path}: key `{key}`: {reason}")]
-    Invalid {
-        path: PathBuf,
-        key: String,
-        reason: String,
-    },
+    Invalid { path: PathBuf, key: String, reason: String },
     #[error("model {path} has no feature extractor ([extractor] and [preprocess]); it can only score feature files")]
     NoExtractor { path: PathBuf },
 }
@@ -105,22 +101,13 @@ impl ModelDir {
         }
         let path = dir.join(MANIFEST);
         if !path.is_file() {
-            return Err(ModelError::MissingManifest {
-                dir: dir.to_path_buf(),
-            });
+            return Err(ModelError::MissingManifest { dir: dir.to_path_buf() });
         }
-        let text = std::fs::read_to_string(&path).map_err(|e| ModelError::Read {
-            path: path.clone(),
-            reason: e.to_string(),
-        })?;
-        let manifest: Manifest = toml::from_str(&text).map_err(|e| ModelError::Parse {
-            path: path.clone(),
-            reason: e.to_string(),
-        })?;
-        let model = ModelDir {
-            dir: dir.to_path_buf(),
-            manifest,
-        };
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| ModelError::Read { path: path.clone(), reason: e.to_string() })?;
+        let manifest: Manifest =
+            toml::from_str(&text).map_err(|e| ModelError::Parse { path: path.clone(), reason: e.to_string() })?;
+        let model = ModelDir { dir: dir.to_path_buf(), manifest };
         model.validate()?;
         Ok(model)
     }
@@ -131,11 +118,7 @@ impl ModelDir {
     }
 
     fn invalid(&self, key: &str, reason: impl Into<String>) -> ModelError {
-        ModelError::Invalid {
-            path: self.manifest_path(),
-            key: key.into(),
-            reason: reason.into(),
-        }
+        ModelError::Invalid { path: self.manifest_path(), key: key.into(), reason: reason.into() }
     }
 
     fn validate(&self) -> Result<(), ModelError> {
@@ -148,52 +131,33 @@ impl ModelDir {
         if m.features.dim != m.rtfm.feature_dim {
             return Err(self.invalid(
                 "features.dim",
-                format!(
-                    "is {} but rtfm.feature_dim is {}",
-                    m.features.dim, m.rtfm.feature_dim
-                ),
+                format!("is {} but rtfm.feature_dim is {}", m.features.dim, m.rtfm.feature_dim),
             ));
         }
         if m.features.crops == 0 {
             return Err(self.invalid("features.crops", "must be at least 1"));
         }
         if !self.dir.join(&m.rtfm.weights).is_file() {
-            return Err(self.invalid(
-                "rtfm.weights",
-                format!(
-                    "file {} does not exist",
-                    self.dir.join(&m.rtfm.weights).display()
-                ),
-            ));
+            return Err(self
+                .invalid("rtfm.weights", format!("file {} does not exist", self.dir.join(&m.rtfm.weights).display())));
         }
-        m.scorer
-            .validate()
-            .map_err(|(k, r)| self.invalid(&format!("scorer.{k}"), r))?;
-        m.alert
-            .validate()
-            .map_err(|(k, r)| self.invalid(&format!("alert.{k}"), r))?;
+        m.scorer.validate().map_err(|(k, r)| self.invalid(&format!("scorer.{k}"), r))?;
+        m.alert.validate().map_err(|(k, r)| self.invalid(&format!("alert.{k}"), r))?;
         match (&m.extractor, &m.preprocess) {
             (None, None) => Ok(()),
-            (Some(_), None) => {
-                Err(self.invalid("preprocess", "an [extractor] needs a [preprocess] recipe"))
-            }
-            (None, Some(_)) => {
-                Err(self.invalid("extractor", "a [preprocess] recipe needs an [extractor]"))
-            }
+            (Some(_), None) => Err(self.invalid("preprocess", "an [extractor] needs a [preprocess] recipe")),
+            (None, Some(_)) => Err(self.invalid("extractor", "a [preprocess] recipe needs an [extractor]")),
             (Some(ex), Some(recipe)) => self.validate_extractor(ex, recipe),
         }
     }
 
     fn validate_extractor(&self, ex: &ExtractorSpec, recipe: &Recipe) -> Result<(), ModelError> {
         let m = &self.manifest;
-        recipe
-            .validate()
-            .map_err(|r| self.invalid("preprocess", r))?;
+        recipe.validate().map_err(|r| self.invalid("preprocess", r))?;
         if !self.dir.join(&ex.file).is_file() {
-            return Err(self.invalid(
-                "extractor.file",
-                format!("file {} does not exist", self.dir.join(&ex.file).display()),
-            ));
+            return Err(
+                self.invalid("extractor.file", format!("file {} does not exist", self.dir.join(&ex.file).display()))
+            );
         }
         if ex.max_batch == 0 {
             return Err(self.invalid("extractor.max_batch", "must be at least 1"));
@@ -201,11 +165,7 @@ impl ModelDir {
         if recipe.crops() != m.features.crops {
             return Err(self.invalid(
                 "features.crops",
-                format!(
-                    "is {} but the preprocess crop mode gives {} crops",
-                    m.features.crops,
-                    recipe.crops()
-                ),
+                format!("is {} but the preprocess crop mode gives {} crops", m.features.crops, recipe.crops()),
             ));
         }
         let expect_in = [
@@ -218,19 +178,10 @@ impl ModelDir {
         if ex.input_shape.len() != 5 {
             return Err(self.invalid(
                 "extractor.input_shape",
-                format!(
-                    "must have 5 dimensions [N, C, T, H, W], got {:?}",
-                    ex.input_shape
-                ),
+                format!("must have 5 dimensions [N, C, T, H, W], got {:?}", ex.input_shape),
             ));
         }
-        for (i, (&got, &want)) in ex
-            .input_shape
-            .iter()
-            .zip(expect_in.iter())
-            .enumerate()
-            .skip(1)
-        {
+        for (i, (&got, &want)) in ex.input_shape.iter().zip(expect_in.iter()).enumerate().skip(1) {
             if got != -1 && got != want {
                 return Err(self.invalid(
                     "extractor.input_shape",
@@ -245,10 +196,7 @@ impl ModelDir {
             [_, d] if *d == m.features.dim as i64 => Ok(()),
             other => Err(self.invalid(
                 "extractor.output_shape",
-                format!(
-                    "is {other:?}; expected [N, {}] (features.dim)",
-                    m.features.dim
-                ),
+                format!("is {other:?}; expected [N, {}] (features.dim)", m.features.dim),
             )),
         }
     }
@@ -257,9 +205,7 @@ impl ModelDir {
     pub fn extractor_parts(&self) -> Result<(&ExtractorSpec, &Recipe), ModelError> {
         match (&self.manifest.extractor, &self.manifest.preprocess) {
             (Some(ex), Some(r)) => Ok((ex, r)),
-            _ => Err(ModelError::NoExtractor {
-                path: self.manifest_path(),
-            }),
+            _ => Err(ModelError::NoExtractor { path: self.manifest_path() }),
         }
     }
 

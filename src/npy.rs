@@ -20,17 +20,9 @@ pub enum NpyError {
     #[error("{path} is not a valid .npy file: {reason}")]
     Format { path: PathBuf, reason: String },
     #[error("{path} holds a {dtype} array; expected {expected}")]
-    Dtype {
-        path: PathBuf,
-        dtype: String,
-        expected: String,
-    },
+    Dtype { path: PathBuf, dtype: String, expected: String },
     #[error("{path} has shape {shape:?}; expected {expected}")]
-    Shape {
-        path: PathBuf,
-        shape: Vec<usize>,
-        expected: String,
-    },
+    Shape { path: PathBuf, shape: Vec<usize>, expected: String },
 }
 
 /// Element types this reader understands.
@@ -79,26 +71,17 @@ pub fn read(path: &Path) -> Result<NpyArray, NpyError> {
     if !path.exists() {
         return Err(NpyError::Missing(path.to_path_buf()));
     }
-    let bytes = std::fs::read(path).map_err(|source| NpyError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes = std::fs::read(path).map_err(|source| NpyError::Io { path: path.to_path_buf(), source })?;
     parse(path, &bytes)
 }
 
 fn format_err(path: &Path, reason: impl Into<String>) -> NpyError {
-    NpyError::Format {
-        path: path.to_path_buf(),
-        reason: reason.into(),
-    }
+    NpyError::Format { path: path.to_path_buf(), reason: reason.into() }
 }
 
 fn parse(path: &Path, bytes: &[u8]) -> Result<NpyArray, NpyError> {
     if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
-        return Err(format_err(
-            path,
-            "missing the \\x93NUMPY magic (not a .npy file)",
-        ));
+        return Err(format_err(path, "missing the \\x93NUMPY magic (not a .npy file)"));
     }
     let major = bytes[6];
     let (header_len, header_start) = match major {
@@ -107,35 +90,23 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<NpyArray, NpyError> {
             if bytes.len() < 12 {
                 return Err(format_err(path, "truncated header"));
             }
-            (
-                u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
-                12,
-            )
+            (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12)
         }
         v => return Err(format_err(path, format!("unsupported .npy version {v}"))),
     };
     let header_end = header_start + header_len;
-    let header = bytes
-        .get(header_start..header_end)
-        .ok_or_else(|| format_err(path, "truncated header"))?;
+    let header = bytes.get(header_start..header_end).ok_or_else(|| format_err(path, "truncated header"))?;
     let header = std::str::from_utf8(header).map_err(|_| format_err(path, "header is not text"))?;
-    let descr =
-        header_value(header, "descr").ok_or_else(|| format_err(path, "header has no 'descr'"))?;
-    let fortran = header_value(header, "fortran_order")
-        .ok_or_else(|| format_err(path, "header has no 'fortran_order'"))?;
-    let shape_text =
-        header_value(header, "shape").ok_or_else(|| format_err(path, "header has no 'shape'"))?;
-    let descr = descr
-        .trim()
-        .trim_matches(|c| c == '\'' || c == '"')
-        .to_string();
+    let descr = header_value(header, "descr").ok_or_else(|| format_err(path, "header has no 'descr'"))?;
+    let fortran =
+        header_value(header, "fortran_order").ok_or_else(|| format_err(path, "header has no 'fortran_order'"))?;
+    let shape_text = header_value(header, "shape").ok_or_else(|| format_err(path, "header has no 'shape'"))?;
+    let descr = descr.trim().trim_matches(|c| c == '\'' || c == '"').to_string();
     if descr.contains('O') {
         return Err(NpyError::Dtype {
             path: path.to_path_buf(),
             dtype: format!("object ('{descr}')"),
-            expected:
-                "a numeric array (float32 or float64); object arrays are pickles and are refused"
-                    .into(),
+            expected: "a numeric array (float32 or float64); object arrays are pickles and are refused".into(),
         });
     }
     let (little, code) = match descr.as_bytes().first() {
@@ -159,33 +130,20 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<NpyArray, NpyError> {
         }
     };
     if fortran.trim() != "False" {
-        return Err(format_err(
-            path,
-            "Fortran-order arrays are not supported; save with np.ascontiguousarray",
-        ));
+        return Err(format_err(path, "Fortran-order arrays are not supported; save with np.ascontiguousarray"));
     }
-    let shape = parse_shape(shape_text.trim())
-        .ok_or_else(|| format_err(path, format!("bad shape {shape_text}")))?;
+    let shape = parse_shape(shape_text.trim()).ok_or_else(|| format_err(path, format!("bad shape {shape_text}")))?;
     let count: usize = shape.iter().product();
     let data = &bytes[header_end..];
-    let need = count
-        .checked_mul(dtype.size())
-        .ok_or_else(|| format_err(path, "shape too large"))?;
+    let need = count.checked_mul(dtype.size()).ok_or_else(|| format_err(path, "shape too large"))?;
     if data.len() < need {
         return Err(format_err(
             path,
-            format!(
-                "truncated: shape {shape:?} needs {need} data bytes, file has {}",
-                data.len()
-            ),
+            format!("truncated: shape {shape:?} needs {need} data bytes, file has {}", data.len()),
         ));
     }
     let values = decode(&data[..need], dtype, little);
-    Ok(NpyArray {
-        shape,
-        dtype: descr,
-        values,
-    })
+    Ok(NpyArray { shape, dtype: descr, values })
 }
 
 fn decode(data: &[u8], dtype: Dtype, little: bool) -> Vec<f64> {
@@ -195,11 +153,7 @@ fn decode(data: &[u8], dtype: Dtype, little: bool) -> Vec<f64> {
                 .map(|c| {
                     let mut b = [0u8; $n];
                     b.copy_from_slice(c);
-                    (if little {
-                        <$t>::from_le_bytes(b)
-                    } else {
-                        <$t>::from_be_bytes(b)
-                    }) as f64
+                    (if little { <$t>::from_le_bytes(b) } else { <$t>::from_be_bytes(b) }) as f64
                 })
                 .collect()
         };
@@ -232,12 +186,7 @@ fn header_value<'a>(header: &'a str, key: &str) -> Option<&'a str> {
 
 fn parse_shape(text: &str) -> Option<Vec<usize>> {
     let inner = text.strip_prefix('(')?.strip_suffix(')')?;
-    inner
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| s.trim_end_matches('L').parse().ok())
-        .collect()
+    inner.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| s.trim_end_matches('L').parse().ok()).collect()
 }
 
 /// Reads a feature file as `[T, crops, D]` f32. Rank 2 `[T, D]` is taken as one crop.
@@ -259,20 +208,10 @@ pub fn read_features(path: &Path, dim: Option<usize>) -> Result<Array3<f32>, Npy
     let (t, c, d) = match arr.shape.as_slice() {
         [t, c, d] => (*t, *c, *d),
         [t, d] => (*t, 1, *d),
-        _ => {
-            return Err(NpyError::Shape {
-                path: path.to_path_buf(),
-                shape: arr.shape.clone(),
-                expected: expected(),
-            })
-        }
+        _ => return Err(NpyError::Shape { path: path.to_path_buf(), shape: arr.shape.clone(), expected: expected() }),
     };
     if t == 0 || c == 0 || d == 0 || dim.is_some_and(|want| want != d) {
-        return Err(NpyError::Shape {
-            path: path.to_path_buf(),
-            shape: arr.shape.clone(),
-            expected: expected(),
-        });
+        return Err(NpyError::Shape { path: path.to_path_buf(), shape: arr.shape.clone(), expected: expected() });
     }
     if let Some(bad) = arr.values.iter().position(|v| !v.is_finite()) {
         return Err(format_err(path, format!("value #{bad} is not finite")));
@@ -298,13 +237,7 @@ pub fn read_vector(path: &Path) -> Result<Array1<f64>, NpyError> {
 pub fn write_f32(path: &Path, shape: &[usize], data: &[f32]) -> std::io::Result<()> {
     let shape_txt = match shape {
         [one] => format!("({one},)"),
-        dims => format!(
-            "({})",
-            dims.iter()
-                .map(|d| d.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
+        dims => format!("({})", dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")),
     };
     let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape_txt}, }}");
     // Pad so the data starts on a 64-byte boundary, as NumPy does.
@@ -327,8 +260,7 @@ mod tests {
     use super::*;
 
     fn npy(descr: &str, shape: &str, data: &[u8]) -> Vec<u8> {
-        let mut header =
-            format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
+        let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
         let total = 10 + header.len() + 1;
         header.push_str(&" ".repeat((64 - total % 64) % 64));
         header.push('\n');
@@ -352,10 +284,7 @@ mod tests {
 
     #[test]
     fn float64_and_rank2_accepted() {
-        let data: Vec<u8> = [1.0f64, 2.0, 3.0, 4.0]
-            .iter()
-            .flat_map(|v| v.to_le_bytes())
-            .collect();
+        let data: Vec<u8> = [1.0f64, 2.0, 3.0, 4.0].iter().flat_map(|v| v.to_le_bytes()).collect();
         let arr = parse(Path::new("x.npy"), &npy("<f8", "(2, 2)", &data)).unwrap();
         assert_eq!(arr.shape, vec![2, 2]);
         assert_eq!(arr.into_f64(), vec![1.0, 2.0, 3.0, 4.0]);
@@ -363,10 +292,7 @@ mod tests {
 
     #[test]
     fn big_endian_decoded() {
-        let data: Vec<u8> = [1.5f32, -2.0]
-            .iter()
-            .flat_map(|v| v.to_be_bytes())
-            .collect();
+        let data: Vec<u8> = [1.5f32, -2.0].iter().flat_map(|v| v.to_be_bytes()).collect();
         let arr = parse(Path::new("x.npy"), &npy(">f4", "(2,)", &data)).unwrap();
         assert_eq!(arr.into_f64(), vec![1.5, -2.0]);
     }
@@ -398,15 +324,9 @@ mod tests {
         let err = read_features(&p, Some(16)).unwrap_err();
         assert!(err.to_string().contains("[T, crops, 16]"), "{err}");
         write_f32(&p, &[24], &[0.0; 24]).unwrap();
-        assert!(matches!(
-            read_features(&p, None),
-            Err(NpyError::Shape { .. })
-        ));
+        assert!(matches!(read_features(&p, None), Err(NpyError::Shape { .. })));
         write_f32(&p, &[0, 1, 8], &[]).unwrap();
-        assert!(matches!(
-            read_features(&p, None),
-            Err(NpyError::Shape { .. })
-        ));
+        assert!(matches!(read_features(&p, None), Err(NpyError::Shape { .. })));
     }
 
     #[test]

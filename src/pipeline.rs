@@ -84,113 +84,96 @@ pub fn replay<S: FrameSource>(
     let mut times = StageTimes::default();
 
     std::thread::scope(|scope| -> anyhow::Result<ReplayResult> {
-        let decode = std::thread::Builder::new()
-            .name("decode".into())
-            .spawn_scoped(scope, move || {
-                let mut samples = crate::stats::Samples::default();
-                let mut frames = 0u64;
-                loop {
-                    let t0 = Instant::now();
-                    match source.next_frame() {
-                        Ok(Some(f)) => {
-                            samples.push(t0.elapsed());
-                            frames += 1;
-                            if frame_tx.send(f).is_err() {
-                                break;
-                            }
-                        }
-                        Ok(None) => break,
-                        Err(e) => {
-                            drop(frame_tx);
-                            return Err(anyhow::Error::new(e));
+        let decode = std::thread::Builder::new().name("decode".into()).spawn_scoped(scope, move || {
+            let mut samples = crate::stats::Samples::default();
+            let mut frames = 0u64;
+            loop {
+                let t0 = Instant::now();
+                match source.next_frame() {
+                    Ok(Some(f)) => {
+                        samples.push(t0.elapsed());
+                        frames += 1;
+                        if frame_tx.send(f).is_err() {
+                            break;
                         }
                     }
+                    Ok(None) => break,
+                    Err(e) => {
+                        drop(frame_tx);
+                        return Err(anyhow::Error::new(e));
+                    }
                 }
-                drop(frame_tx);
-                Ok((frames, samples))
-            })?;
+            }
+            drop(frame_tx);
+            Ok((frames, samples))
+        })?;
 
         let recipe = opts.recipe.clone();
         let prep_name = name.clone();
-        let prep = std::thread::Builder::new()
-            .name("preprocess".into())
-            .spawn_scoped(scope, move || {
-                let pre = Preprocessor::new(recipe.clone());
-                let mut asm = SnippetAssembler::new(recipe);
-                let mut samples = crate::stats::Samples::default();
-                for frame in frame_rx.iter() {
-                    let t0 = Instant::now();
-                    let prepared =
-                        pre.prepare(&frame)
-                            .map_err(|source| InputError::Preprocess {
-                                name: prep_name.clone(),
-                                source,
-                            })?;
-                    let snippet = asm.push(prepared);
-                    samples.push(t0.elapsed());
-                    if let Some(s) = snippet {
-                        if snip_tx.send(s).is_err() {
-                            return Ok(samples);
-                        }
+        let prep = std::thread::Builder::new().name("preprocess".into()).spawn_scoped(scope, move || {
+            let pre = Preprocessor::new(recipe.clone());
+            let mut asm = SnippetAssembler::new(recipe);
+            let mut samples = crate::stats::Samples::default();
+            for frame in frame_rx.iter() {
+                let t0 = Instant::now();
+                let prepared =
+                    pre.prepare(&frame).map_err(|source| InputError::Preprocess { name: prep_name.clone(), source })?;
+                let snippet = asm.push(prepared);
+                samples.push(t0.elapsed());
+                if let Some(s) = snippet {
+                    if snip_tx.send(s).is_err() {
+                        return Ok(samples);
                     }
                 }
-                if let Some(s) = asm.finish() {
-                    let _ = snip_tx.send(s);
-                }
-                Ok::<_, anyhow::Error>(samples)
-            })?;
+            }
+            if let Some(s) = asm.finish() {
+                let _ = snip_tx.send(s);
+            }
+            Ok::<_, anyhow::Error>(samples)
+        })?;
 
         let max_batch = opts.max_batch.max(1);
         let crops = opts.crops;
-        let feat = std::thread::Builder::new()
-            .name("features".into())
-            .spawn_scoped(scope, move || {
-                let mut samples = crate::stats::Samples::default();
-                while let Ok(first) = snip_rx.recv() {
-                    let mut batch = vec![first];
-                    while batch.len() < max_batch {
-                        match snip_rx.try_recv() {
-                            Ok(s) => batch.push(s),
-                            Err(_) => break,
-                        }
-                    }
-                    let views: Vec<_> = batch.iter().map(|s| s.clip.view()).collect();
-                    // [crops, C, T, H, W] per snippet -> [n * crops, C, T, H, W]
-                    let clips: Array5<f32> =
-                        ndarray::concatenate(Axis(0), &views).context("stacking snippet clips")?;
-                    let t0 = Instant::now();
-                    let feats = extractor.extract(clips.view())?;
-                    let per = t0.elapsed() / batch.len() as u32;
-                    for _ in 0..batch.len() {
-                        samples.push(per);
-                    }
-                    if feats.nrows() != batch.len() * crops {
-                        anyhow::bail!(
-                            "extractor returned {} rows for {} clips",
-                            feats.nrows(),
-                            batch.len() * crops
-                        );
-                    }
-                    let metas = batch
-                        .iter()
-                        .map(|s| SnippetMeta {
-                            index: s.index,
-                            first_frame: s.first_frame,
-                            last_frame: s.last_frame,
-                            start_ms: s.start_ms,
-                            end_ms: s.end_ms,
-                        })
-                        .collect();
-                    if feat_tx.send((metas, feats)).is_err() {
-                        break;
+        let feat = std::thread::Builder::new().name("features".into()).spawn_scoped(scope, move || {
+            let mut samples = crate::stats::Samples::default();
+            while let Ok(first) = snip_rx.recv() {
+                let mut batch = vec![first];
+                while batch.len() < max_batch {
+                    match snip_rx.try_recv() {
+                        Ok(s) => batch.push(s),
+                        Err(_) => break,
                     }
                 }
-                Ok::<_, anyhow::Error>(samples)
-            })?;
+                let views: Vec<_> = batch.iter().map(|s| s.clip.view()).collect();
+                // [crops, C, T, H, W] per snippet -> [n * crops, C, T, H, W]
+                let clips: Array5<f32> = ndarray::concatenate(Axis(0), &views).context("stacking snippet clips")?;
+                let t0 = Instant::now();
+                let feats = extractor.extract(clips.view())?;
+                let per = t0.elapsed() / batch.len() as u32;
+                for _ in 0..batch.len() {
+                    samples.push(per);
+                }
+                if feats.nrows() != batch.len() * crops {
+                    anyhow::bail!("extractor returned {} rows for {} clips", feats.nrows(), batch.len() * crops);
+                }
+                let metas = batch
+                    .iter()
+                    .map(|s| SnippetMeta {
+                        index: s.index,
+                        first_frame: s.first_frame,
+                        last_frame: s.last_frame,
+                        start_ms: s.start_ms,
+                        end_ms: s.end_ms,
+                    })
+                    .collect();
+                if feat_tx.send((metas, feats)).is_err() {
+                    break;
+                }
+            }
+            Ok::<_, anyhow::Error>(samples)
+        })?;
 
-        let out = score_stream(
-            &name, feat_rx, scorer, opts, frame_ms, on_event, progress, &mut times,
-        );
+        let out = score_stream(&name, feat_rx, scorer, opts, frame_ms, on_event, progress, &mut times);
 
         let decoded = join(decode, "decode")?;
         let prep_samples = join(prep, "preprocess")?;
@@ -202,28 +185,13 @@ pub fn replay<S: FrameSource>(
         times.features = feat_samples;
         let needed = opts.recipe.snippet_frames * opts.recipe.frame_stride.max(1);
         if frames < needed as u64 {
-            return Err(InputError::TooShort {
-                name: name.clone(),
-                frames,
-                needed,
-            }
-            .into());
+            return Err(InputError::TooShort { name: name.clone(), frames, needed }.into());
         }
-        Ok(ReplayResult {
-            info: info.clone(),
-            records,
-            events,
-            frames,
-            wall: started.elapsed(),
-            times: times.clone(),
-        })
+        Ok(ReplayResult { info: info.clone(), records, events, frames, wall: started.elapsed(), times: times.clone() })
     })
 }
 
-fn join<T>(
-    h: std::thread::ScopedJoinHandle<'_, anyhow::Result<T>>,
-    stage: &str,
-) -> anyhow::Result<T> {
+fn join<T>(h: std::thread::ScopedJoinHandle<'_, anyhow::Result<T>>, stage: &str) -> anyhow::Result<T> {
     match h.join() {
         Ok(r) => r,
         Err(_) => anyhow::bail!("the {stage} thread panicked (a bug: please report it)"),

@@ -118,13 +118,7 @@ impl Recipe {
 
     /// Shape of a snippet's clip: `[crops, C, T, H, W]`.
     pub fn clip_shape(&self) -> [usize; 5] {
-        [
-            self.crops(),
-            self.channels(),
-            self.snippet_frames,
-            self.crop_height as usize,
-            self.crop_width as usize,
-        ]
+        [self.crops(), self.channels(), self.snippet_frames, self.crop_height as usize, self.crop_width as usize]
     }
 
     /// Size of a `width` x `height` frame after [`Recipe::resize`].
@@ -170,14 +164,9 @@ impl Recipe {
             }
         }
         if let Some(bad) = self.std.iter().find(|v| **v <= 0.0) {
-            return Err(format!(
-                "preprocess.std: {bad} must be greater than 0 (it divides)"
-            ));
+            return Err(format!("preprocess.std: {bad} must be greater than 0 (it divides)"));
         }
-        for (key, v) in [
-            ("crop_width", self.crop_width),
-            ("crop_height", self.crop_height),
-        ] {
+        for (key, v) in [("crop_width", self.crop_width), ("crop_height", self.crop_height)] {
             if v == 0 || v > MAX_SIDE {
                 return Err(format!("preprocess.{key}: {v} must be in 1..={MAX_SIDE}"));
             }
@@ -187,9 +176,7 @@ impl Recipe {
             Resize::Exact { width, height } => {
                 for (key, v) in [("width", width), ("height", height)] {
                     if v == 0 || v > MAX_SIDE {
-                        return Err(format!(
-                            "preprocess.resize.{key}: {v} must be in 1..={MAX_SIDE}"
-                        ));
+                        return Err(format!("preprocess.resize.{key}: {v} must be in 1..={MAX_SIDE}"));
                     }
                 }
                 if self.crop == CropMode::None {
@@ -216,9 +203,7 @@ impl Recipe {
             }
             Resize::ShorterSide { size } => {
                 if size == 0 || size > MAX_SIDE {
-                    return Err(format!(
-                        "preprocess.resize.size: {size} must be in 1..={MAX_SIDE}"
-                    ));
+                    return Err(format!("preprocess.resize.size: {size} must be in 1..={MAX_SIDE}"));
                 }
                 if self.crop == CropMode::None {
                     return Err(
@@ -228,14 +213,9 @@ impl Recipe {
                 }
                 // The shorter side becomes `size` and the longer one at least `size`, so a crop
                 // no larger than `size` always fits.
-                for (key, v) in [
-                    ("crop_width", self.crop_width),
-                    ("crop_height", self.crop_height),
-                ] {
+                for (key, v) in [("crop_width", self.crop_width), ("crop_height", self.crop_height)] {
                     if v > size {
-                        return Err(format!(
-                            "preprocess.{key}: {v} is larger than the resized shorter side {size}"
-                        ));
+                        return Err(format!("preprocess.{key}: {v} is larger than the resized shorter side {size}"));
                     }
                 }
             }
@@ -276,31 +256,13 @@ pub struct Snippet {
 #[derive(Debug, thiserror::Error)]
 pub enum PreprocessError {
     #[error("frame {index} is {width}x{height}, smaller than the {crop_width}x{crop_height} crop")]
-    TooSmall {
-        index: u64,
-        width: u32,
-        height: u32,
-        crop_width: u32,
-        crop_height: u32,
-    },
+    TooSmall { index: u64, width: u32, height: u32, crop_width: u32, crop_height: u32 },
     #[error("frame {index} has {got} bytes, expected {expected} for {width}x{height} BGR")]
-    BadBuffer {
-        index: u64,
-        got: usize,
-        expected: usize,
-        width: u32,
-        height: u32,
-    },
+    BadBuffer { index: u64, got: usize, expected: usize, width: u32, height: u32 },
     #[error(
         "frame {index} is {width}x{height} after resizing, but crop \"none\" needs exactly {crop_width}x{crop_height}"
     )]
-    CropMismatch {
-        index: u64,
-        width: u32,
-        height: u32,
-        crop_width: u32,
-        crop_height: u32,
-    },
+    CropMismatch { index: u64, width: u32, height: u32, crop_width: u32, crop_height: u32 },
 }
 
 /// Resampling taps along one axis: output `i` reads source samples `start[i]..` weighted by
@@ -315,11 +277,7 @@ impl Taps {
     fn with_capacity(n: usize) -> Self {
         let mut offsets = Vec::with_capacity(n + 1);
         offsets.push(0);
-        Self {
-            start: Vec::with_capacity(n),
-            offsets,
-            weights: Vec::with_capacity(n * 2),
-        }
+        Self { start: Vec::with_capacity(n), offsets, weights: Vec::with_capacity(n * 2) }
     }
 
     fn push(&mut self, start: usize, weights: &[f64]) {
@@ -330,10 +288,7 @@ impl Taps {
 
     #[inline]
     fn get(&self, i: usize) -> (usize, &[f32]) {
-        (
-            self.start[i],
-            &self.weights[self.offsets[i]..self.offsets[i + 1]],
-        )
+        (self.start[i], &self.weights[self.offsets[i]..self.offsets[i + 1]])
     }
 
     fn new(filter: Interpolation, src: usize, dst: usize) -> Self {
@@ -451,21 +406,11 @@ impl Preprocessor {
     pub fn new(recipe: Recipe) -> Self {
         let channels = recipe.channels();
         let per_channel = |values: &[f32], default: f32| -> Vec<f32> {
-            (0..channels)
-                .map(|c| values.get(c).or(values.first()).copied().unwrap_or(default))
-                .collect()
+            (0..channels).map(|c| values.get(c).or(values.first()).copied().unwrap_or(default)).collect()
         };
         let mean = per_channel(&recipe.mean, 0.0);
-        let inv_std = per_channel(&recipe.std, 1.0)
-            .into_iter()
-            .map(|s| 1.0 / s)
-            .collect();
-        Self {
-            recipe,
-            mean,
-            inv_std,
-            scratch: Mutex::new(Scratch::default()),
-        }
+        let inv_std = per_channel(&recipe.std, 1.0).into_iter().map(|s| 1.0 / s).collect();
+        Self { recipe, mean, inv_std, scratch: Mutex::new(Scratch::default()) }
     }
 
     /// Validates `recipe` and builds a preprocessor for it.
@@ -523,25 +468,12 @@ impl Preprocessor {
         };
         self.resize_convert(&frame.data, w, h, rw as usize, rh as usize, scratch);
         let data = self.crop(&scratch.planes, rw as usize, rh as usize);
-        Ok(PreparedFrame {
-            index: frame.index,
-            pts_ms: frame.pts_ms,
-            captured: frame.captured,
-            data,
-        })
+        Ok(PreparedFrame { index: frame.index, pts_ms: frame.pts_ms, captured: frame.captured, data })
     }
 
     /// Resizes the BGR `u8` frame to `rw` x `rh` and leaves normalised channel planes in
     /// `scratch.planes`.
-    fn resize_convert(
-        &self,
-        src: &[u8],
-        w: usize,
-        h: usize,
-        rw: usize,
-        rh: usize,
-        scratch: &mut Scratch,
-    ) {
+    fn resize_convert(&self, src: &[u8], w: usize, h: usize, rw: usize, rh: usize, scratch: &mut Scratch) {
         let filter = self.recipe.interpolation;
         let row_len = w * 3;
 
@@ -564,13 +496,9 @@ impl Preprocessor {
                 let sums = &mut scratch.sums;
                 sums.fill(0);
                 for k in (0..weights.len()).filter(|k| weights[*k] == common) {
-                    sums.iter_mut()
-                        .zip(row(k))
-                        .for_each(|(a, &s)| *a += u16::from(s));
+                    sums.iter_mut().zip(row(k)).for_each(|(a, &s)| *a += u16::from(s));
                 }
-                out.iter_mut()
-                    .zip(sums.iter())
-                    .for_each(|(o, &a)| *o = common * f32::from(a));
+                out.iter_mut().zip(sums.iter()).for_each(|(o, &a)| *o = common * f32::from(a));
                 started = true;
             }
             for (k, &wt) in weights.iter().enumerate() {
@@ -578,13 +506,9 @@ impl Preprocessor {
                     continue;
                 }
                 if started {
-                    out.iter_mut()
-                        .zip(row(k))
-                        .for_each(|(o, &s)| *o += wt * f32::from(s));
+                    out.iter_mut().zip(row(k)).for_each(|(o, &s)| *o += wt * f32::from(s));
                 } else {
-                    out.iter_mut()
-                        .zip(row(k))
-                        .for_each(|(o, &s)| *o = wt * f32::from(s));
+                    out.iter_mut().zip(row(k)).for_each(|(o, &s)| *o = wt * f32::from(s));
                     started = true;
                 }
             }
@@ -629,39 +553,23 @@ impl Preprocessor {
 
     /// Crop windows for a `rw` x `rh` resized frame, in output order.
     fn windows(&self, rw: usize, rh: usize) -> Vec<CropWindow> {
-        let (cw, ch) = (
-            self.recipe.crop_width as usize,
-            self.recipe.crop_height as usize,
-        );
+        let (cw, ch) = (self.recipe.crop_width as usize, self.recipe.crop_height as usize);
         let (right, bottom) = (rw - cw, rh - ch);
         // torchvision's center_crop: `int(round((H - h) / 2))`; Python rounds half to even.
         let centre = |free: usize| (free as f64 / 2.0).round_ties_even() as usize;
         let at = |x, y| CropWindow { x, y, flip: false };
-        let five = [
-            at(0, 0),
-            at(right, 0),
-            at(0, bottom),
-            at(right, bottom),
-            at(centre(right), centre(bottom)),
-        ];
+        let five = [at(0, 0), at(right, 0), at(0, bottom), at(right, bottom), at(centre(right), centre(bottom))];
         match self.recipe.crop {
             CropMode::None => vec![at(0, 0)],
             CropMode::Center => vec![five[4]],
             CropMode::Five => five.to_vec(),
-            CropMode::Ten => five
-                .iter()
-                .copied()
-                .chain(five.iter().map(|c| CropWindow { flip: true, ..*c }))
-                .collect(),
+            CropMode::Ten => five.iter().copied().chain(five.iter().map(|c| CropWindow { flip: true, ..*c })).collect(),
         }
     }
 
     /// Copies the crops out of the normalised planes into `[crops, C, H, W]`.
     fn crop(&self, planes: &[f32], rw: usize, rh: usize) -> Vec<f32> {
-        let (cw, ch) = (
-            self.recipe.crop_width as usize,
-            self.recipe.crop_height as usize,
-        );
+        let (cw, ch) = (self.recipe.crop_width as usize, self.recipe.crop_height as usize);
         let channels = self.recipe.channels();
         let mut out = Vec::with_capacity(self.recipe.frame_len());
         for win in self.windows(rw, rh) {
@@ -696,11 +604,7 @@ pub struct SnippetAssembler {
 impl SnippetAssembler {
     pub fn new(recipe: Recipe) -> Self {
         let pending = Vec::with_capacity(recipe.snippet_frames);
-        Self {
-            recipe,
-            pending,
-            next_index: 0,
-        }
+        Self { recipe, pending, next_index: 0 }
     }
 
     /// Whether a frame with stream index `frame_index` is kept by `frame_stride`.
@@ -783,13 +687,7 @@ impl SnippetAssembler {
 mod tests {
     use super::*;
 
-    fn recipe(
-        resize: Resize,
-        interpolation: Interpolation,
-        crop: CropMode,
-        cw: u32,
-        ch: u32,
-    ) -> Recipe {
+    fn recipe(resize: Resize, interpolation: Interpolation, crop: CropMode, cw: u32, ch: u32) -> Recipe {
         Recipe {
             snippet_frames: 16,
             frame_stride: 1,
@@ -838,23 +736,13 @@ mod tests {
                 data.extend_from_slice(&f(x, y));
             }
         }
-        Frame {
-            index,
-            pts_ms: index as f64 * 40.0,
-            width: w,
-            height: h,
-            data,
-            captured: Instant::now(),
-        }
+        Frame { index, pts_ms: index as f64 * 40.0, width: w, height: h, data, captured: Instant::now() }
     }
 
     fn assert_close(got: &[f32], want: &[f32]) {
         assert_eq!(got.len(), want.len(), "{got:?} vs {want:?}");
         for (i, (g, w)) in got.iter().zip(want).enumerate() {
-            assert!(
-                (g - w).abs() < 1e-4,
-                "value {i}: got {g}, want {w} ({got:?})"
-            );
+            assert!((g - w).abs() < 1e-4, "value {i}: got {g}, want {w} ({got:?})");
         }
     }
 
@@ -862,20 +750,8 @@ mod tests {
     fn bilinear_2x2_to_4x4_matches_half_pixel_centres() {
         // Half-pixel centres: outputs sample source x = -0.25, 0.25, 0.75, 1.25, clamped at the
         // edges, so a row [a, b] becomes [a, .75a+.25b, .25a+.75b, b] (OpenCV INTER_LINEAR).
-        let r = recipe(
-            Resize::Exact {
-                width: 4,
-                height: 4,
-            },
-            Interpolation::Bilinear,
-            CropMode::None,
-            4,
-            4,
-        );
-        let out = Preprocessor::try_new(r)
-            .unwrap()
-            .prepare(&gray_frame(0, 2, 2, &[0, 4, 8, 12]))
-            .unwrap();
+        let r = recipe(Resize::Exact { width: 4, height: 4 }, Interpolation::Bilinear, CropMode::None, 4, 4);
+        let out = Preprocessor::try_new(r).unwrap().prepare(&gray_frame(0, 2, 2, &[0, 4, 8, 12])).unwrap();
         #[rustfmt::skip]
         let want = [
             0.0, 1.0, 3.0, 4.0,
@@ -888,20 +764,9 @@ mod tests {
 
     #[test]
     fn area_4x4_to_2x2_is_block_mean() {
-        let r = recipe(
-            Resize::Exact {
-                width: 2,
-                height: 2,
-            },
-            Interpolation::Area,
-            CropMode::None,
-            2,
-            2,
-        );
+        let r = recipe(Resize::Exact { width: 2, height: 2 }, Interpolation::Area, CropMode::None, 2, 2);
         let values: Vec<u8> = (0..16).map(|v| v * 10).collect();
-        let out = Preprocessor::new(r)
-            .prepare(&gray_frame(0, 4, 4, &values))
-            .unwrap();
+        let out = Preprocessor::new(r).prepare(&gray_frame(0, 4, 4, &values)).unwrap();
         // Top-left block: 0, 10, 40, 50 -> 25.
         assert_close(&out.data, &[25.0, 45.0, 105.0, 125.0]);
     }
@@ -909,39 +774,17 @@ mod tests {
     #[test]
     fn area_non_integer_scale_weights_partial_pixels() {
         // 3 -> 2 pixels: each output covers 1.5 source pixels.
-        let r = recipe(
-            Resize::Exact {
-                width: 2,
-                height: 1,
-            },
-            Interpolation::Area,
-            CropMode::None,
-            2,
-            1,
-        );
-        let out = Preprocessor::new(r)
-            .prepare(&gray_frame(0, 3, 1, &[0, 30, 90]))
-            .unwrap();
-        assert_close(
-            &out.data,
-            &[(0.0 + 0.5 * 30.0) / 1.5, (0.5 * 30.0 + 90.0) / 1.5],
-        );
+        let r = recipe(Resize::Exact { width: 2, height: 1 }, Interpolation::Area, CropMode::None, 2, 1);
+        let out = Preprocessor::new(r).prepare(&gray_frame(0, 3, 1, &[0, 30, 90])).unwrap();
+        assert_close(&out.data, &[(0.0 + 0.5 * 30.0) / 1.5, (0.5 * 30.0 + 90.0) / 1.5]);
     }
 
     #[test]
     fn gray_conversion_uses_bt601_weights() {
         let r = recipe(Resize::None, Interpolation::Bilinear, CropMode::None, 2, 1);
-        let f = bgr_frame(
-            0,
-            2,
-            1,
-            |x, _| if x == 0 { [255, 0, 0] } else { [10, 20, 30] },
-        );
+        let f = bgr_frame(0, 2, 1, |x, _| if x == 0 { [255, 0, 0] } else { [10, 20, 30] });
         let out = Preprocessor::new(r).prepare(&f).unwrap();
-        assert_close(
-            &out.data,
-            &[0.114 * 255.0, 0.299 * 30.0 + 0.587 * 20.0 + 0.114 * 10.0],
-        );
+        assert_close(&out.data, &[0.114 * 255.0, 0.299 * 30.0 + 0.587 * 20.0 + 0.114 * 10.0]);
     }
 
     #[test]
@@ -951,19 +794,9 @@ mod tests {
         r.mean = vec![1.0, 2.0, 3.0];
         r.std = vec![1.0, 2.0, 4.0];
         let f = bgr_frame(0, 1, 1, |_, _| [10, 20, 30]);
-        assert_close(
-            &Preprocessor::try_new(r.clone())
-                .unwrap()
-                .prepare(&f)
-                .unwrap()
-                .data,
-            &[29.0, 9.0, 1.75],
-        );
+        assert_close(&Preprocessor::try_new(r.clone()).unwrap().prepare(&f).unwrap().data, &[29.0, 9.0, 1.75]);
         r.color = ColorOrder::Bgr;
-        assert_close(
-            &Preprocessor::try_new(r).unwrap().prepare(&f).unwrap().data,
-            &[9.0, 9.0, 6.75],
-        );
+        assert_close(&Preprocessor::try_new(r).unwrap().prepare(&f).unwrap().data, &[9.0, 9.0, 6.75]);
     }
 
     /// Pixel (x, y) holds B = x, G = y, R = 7, so a crop's values reveal where it came from.
@@ -977,10 +810,7 @@ mod tests {
         r.color = ColorOrder::Bgr;
         // 11x8 frame, 4x3 crops: right = 7, bottom = 5; centre = (round_half_even(3.5) = 4,
         // round_half_even(2.5) = 2), as torchvision's `int(round(...))`.
-        let out = Preprocessor::try_new(r)
-            .unwrap()
-            .prepare(&coordinate_frame(11, 8))
-            .unwrap();
+        let out = Preprocessor::try_new(r).unwrap().prepare(&coordinate_frame(11, 8)).unwrap();
         let crop_len = 3 * 3 * 4;
         assert_eq!(out.data.len(), 10 * crop_len);
         let corner = |k: usize| {
@@ -996,9 +826,7 @@ mod tests {
         }
         // Every value of the R plane is 7 for every crop.
         for k in 0..10 {
-            assert!(out.data[k * crop_len + 24..(k + 1) * crop_len]
-                .iter()
-                .all(|v| *v == 7.0));
+            assert!(out.data[k * crop_len + 24..(k + 1) * crop_len].iter().all(|v| *v == 7.0));
         }
     }
 
@@ -1007,22 +835,8 @@ mod tests {
         // 341 - 224 = 117 -> 58.5 -> 58 (Python round), 256 - 224 = 32 -> 16.
         let p = Preprocessor::new(i3d());
         let w = p.windows(341, 256);
-        assert_eq!(
-            w[4],
-            CropWindow {
-                x: 58,
-                y: 16,
-                flip: false
-            }
-        );
-        assert_eq!(
-            w[9],
-            CropWindow {
-                x: 58,
-                y: 16,
-                flip: true
-            }
-        );
+        assert_eq!(w[4], CropWindow { x: 58, y: 16, flip: false });
+        assert_eq!(w[9], CropWindow { x: 58, y: 16, flip: true });
     }
 
     #[test]
@@ -1044,9 +858,7 @@ mod tests {
         for i in 0..16u64 {
             // Uniform colour per frame (B, G, R) = (i, 2i, 3i) + 100: resizing a flat image keeps
             // it flat, so every pixel of crop k, channel c, frame t is checkable by hand.
-            let f = bgr_frame(i, 320, 240, |_, _| {
-                [100 + i as u8, 100 + 2 * i as u8, 100 + 3 * i as u8]
-            });
+            let f = bgr_frame(i, 320, 240, |_, _| [100 + i as u8, 100 + 2 * i as u8, 100 + 3 * i as u8]);
             if let Some(s) = asm.push(p.prepare(&f).unwrap()) {
                 snippets.push(s);
             }
@@ -1058,23 +870,11 @@ mod tests {
         assert_eq!((s.first_frame, s.last_frame, s.real_frames), (0, 15, 16));
         assert_eq!((s.start_ms, s.end_ms), (0.0, 600.0));
         let norm = |v: f32| (v - 114.75) / 57.375;
-        for (k, c, t, y, x) in [
-            (0, 0, 0, 0, 0),
-            (3, 1, 7, 100, 200),
-            (9, 2, 15, 223, 223),
-            (5, 0, 9, 5, 6),
-        ] {
-            let bgr = [
-                100.0 + t as f32,
-                100.0 + 2.0 * t as f32,
-                100.0 + 3.0 * t as f32,
-            ];
+        for (k, c, t, y, x) in [(0, 0, 0, 0, 0), (3, 1, 7, 100, 200), (9, 2, 15, 223, 223), (5, 0, 9, 5, 6)] {
+            let bgr = [100.0 + t as f32, 100.0 + 2.0 * t as f32, 100.0 + 3.0 * t as f32];
             let want = norm(bgr[2 - c]); // RGB order
             let got = s.clip[[k, c, t, y, x]];
-            assert!(
-                (got - want).abs() < 1e-5,
-                "clip[{k},{c},{t},{y},{x}] = {got}, want {want}"
-            );
+            assert!((got - want).abs() < 1e-5, "clip[{k},{c},{t},{y},{x}] = {got}, want {want}");
         }
     }
 
@@ -1111,10 +911,7 @@ mod tests {
             assert_eq!(s.is_some(), i == 15);
         }
         let s = asm.finish().unwrap();
-        assert_eq!(
-            (s.index, s.first_frame, s.last_frame, s.real_frames),
-            (1, 16, 18, 3)
-        );
+        assert_eq!((s.index, s.first_frame, s.last_frame, s.real_frames), (1, 16, 18, 3));
         assert_eq!((s.start_ms, s.end_ms), (640.0, 720.0));
         let got: Vec<f32> = s.clip.iter().copied().collect();
         let want: Vec<f32> = (0..16).map(|t| [160.0, 170.0, 180.0][t % 3]).collect();
@@ -1133,76 +930,32 @@ mod tests {
         }
         snippets.extend(asm.finish());
         assert_eq!(snippets.len(), 2);
-        assert_close(
-            &snippets[0].clip.iter().copied().collect::<Vec<_>>(),
-            &[0.0, 2.0, 4.0],
-        );
+        assert_close(&snippets[0].clip.iter().copied().collect::<Vec<_>>(), &[0.0, 2.0, 4.0]);
         assert_eq!((snippets[0].first_frame, snippets[0].last_frame), (0, 4));
-        assert_close(
-            &snippets[1].clip.iter().copied().collect::<Vec<_>>(),
-            &[6.0, 8.0, 6.0],
-        );
+        assert_close(&snippets[1].clip.iter().copied().collect::<Vec<_>>(), &[6.0, 8.0, 6.0]);
         assert_eq!(snippets[1].real_frames, 2);
     }
 
     #[test]
     fn bad_buffers_and_small_frames_are_errors() {
-        let p = Preprocessor::new(recipe(
-            Resize::None,
-            Interpolation::Bilinear,
-            CropMode::Center,
-            4,
-            4,
-        ));
+        let p = Preprocessor::new(recipe(Resize::None, Interpolation::Bilinear, CropMode::Center, 4, 4));
         let mut f = gray_frame(3, 2, 2, &[0; 4]);
-        assert!(matches!(
-            p.prepare(&f),
-            Err(PreprocessError::TooSmall { index: 3, .. })
-        ));
+        assert!(matches!(p.prepare(&f), Err(PreprocessError::TooSmall { index: 3, .. })));
         f.data.pop();
-        assert!(matches!(
-            p.prepare(&f),
-            Err(PreprocessError::BadBuffer {
-                index: 3,
-                got: 11,
-                expected: 12,
-                ..
-            })
-        ));
-        let p = Preprocessor::new(recipe(
-            Resize::None,
-            Interpolation::Bilinear,
-            CropMode::None,
-            4,
-            4,
-        ));
+        assert!(matches!(p.prepare(&f), Err(PreprocessError::BadBuffer { index: 3, got: 11, expected: 12, .. })));
+        let p = Preprocessor::new(recipe(Resize::None, Interpolation::Bilinear, CropMode::None, 4, 4));
         let f = gray_frame(1, 5, 4, &[0; 20]);
-        assert!(matches!(
-            p.prepare(&f),
-            Err(PreprocessError::CropMismatch { .. })
-        ));
+        assert!(matches!(p.prepare(&f), Err(PreprocessError::CropMismatch { .. })));
     }
 
     #[test]
     fn validate_names_the_key_at_fault() {
-        let ok = recipe(
-            Resize::Exact {
-                width: 128,
-                height: 96,
-            },
-            Interpolation::Area,
-            CropMode::None,
-            128,
-            96,
-        );
+        let ok = recipe(Resize::Exact { width: 128, height: 96 }, Interpolation::Area, CropMode::None, 128, 96);
         ok.validate().unwrap();
         i3d().validate().unwrap();
         type Mutation = Box<dyn Fn(&mut Recipe)>;
         let cases: Vec<(Mutation, &str)> = vec![
-            (
-                Box::new(|r| r.snippet_frames = 0),
-                "preprocess.snippet_frames",
-            ),
+            (Box::new(|r| r.snippet_frames = 0), "preprocess.snippet_frames"),
             (Box::new(|r| r.frame_stride = 0), "preprocess.frame_stride"),
             (Box::new(|r| r.mean = vec![1.0, 2.0]), "preprocess.mean"),
             (Box::new(|r| r.std = vec![]), "preprocess.std"),
@@ -1210,19 +963,8 @@ mod tests {
             (Box::new(|r| r.mean = vec![f32::NAN]), "preprocess.mean"),
             (Box::new(|r| r.crop_width = 127), "preprocess.crop_width"),
             (Box::new(|r| r.crop_height = 0), "preprocess.crop_height"),
-            (
-                Box::new(|r| {
-                    r.resize = Resize::Exact {
-                        width: 0,
-                        height: 96,
-                    }
-                }),
-                "preprocess.resize.width",
-            ),
-            (
-                Box::new(|r| r.resize = Resize::ShorterSide { size: 96 }),
-                "preprocess.crop",
-            ),
+            (Box::new(|r| r.resize = Resize::Exact { width: 0, height: 96 }), "preprocess.resize.width"),
+            (Box::new(|r| r.resize = Resize::ShorterSide { size: 96 }), "preprocess.crop"),
             (
                 Box::new(|r| {
                     r.crop = CropMode::Center;
@@ -1237,19 +979,13 @@ mod tests {
                 }),
                 "preprocess.crop_width",
             ),
-            (
-                Box::new(|r| r.resize = Resize::ShorterSide { size: 0 }),
-                "preprocess.resize.size",
-            ),
+            (Box::new(|r| r.resize = Resize::ShorterSide { size: 0 }), "preprocess.resize.size"),
         ];
         for (mutate, key) in cases {
             let mut r = ok.clone();
             mutate(&mut r);
             let err = r.validate().unwrap_err();
-            assert!(
-                err.starts_with(key),
-                "expected an error about {key}, got: {err}"
-            );
+            assert!(err.starts_with(key), "expected an error about {key}, got: {err}");
         }
         let mut rgb = i3d();
         rgb.mean = vec![1.0, 2.0, 3.0];

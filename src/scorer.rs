@@ -31,9 +31,7 @@ impl std::str::FromStr for ScoreMode {
         match s {
             "offline" => Ok(ScoreMode::Offline),
             "window" => Ok(ScoreMode::Window),
-            other => Err(format!(
-                "unknown scorer mode '{other}' (expected offline or window)"
-            )),
+            other => Err(format!("unknown scorer mode '{other}' (expected offline or window)")),
         }
     }
 }
@@ -52,11 +50,7 @@ pub struct ScorerConfig {
 
 impl Default for ScorerConfig {
     fn default() -> Self {
-        Self {
-            mode: ScoreMode::Window,
-            window: 32,
-            lookahead: 2,
-        }
+        Self { mode: ScoreMode::Window, window: 32, lookahead: 2 }
     }
 }
 
@@ -67,13 +61,7 @@ impl ScorerConfig {
             return Err(("window", "must be at least 1".into()));
         }
         if self.lookahead >= self.window {
-            return Err((
-                "lookahead",
-                format!(
-                    "({}) must be smaller than window ({})",
-                    self.lookahead, self.window
-                ),
-            ));
+            return Err(("lookahead", format!("({}) must be smaller than window ({})", self.lookahead, self.window)));
         }
         Ok(())
     }
@@ -125,16 +113,7 @@ impl<S: SnippetScorer> StreamScorer<S> {
             ScoreMode::Window => config.window.max(1),
             ScoreMode::Offline => 1,
         };
-        Self {
-            scorer,
-            config,
-            crops,
-            dim,
-            ring: HeapRb::new(cap),
-            all: Vec::new(),
-            pushed: 0,
-            next_emit: 0,
-        }
+        Self { scorer, config, crops, dim, ring: HeapRb::new(cap), all: Vec::new(), pushed: 0, next_emit: 0 }
     }
 
     pub fn config(&self) -> &ScorerConfig {
@@ -149,10 +128,7 @@ impl<S: SnippetScorer> StreamScorer<S> {
     /// Adds one snippet's features `[crops, D]`; returns the snippets that became final.
     pub fn push(&mut self, feat: ArrayView2<f32>) -> Result<Vec<Scored>, RtfmError> {
         if feat.shape() != [self.crops, self.dim] {
-            return Err(RtfmError::Input {
-                got: feat.shape().to_vec(),
-                dim: self.dim,
-            });
+            return Err(RtfmError::Input { got: feat.shape().to_vec(), dim: self.dim });
         }
         let flat: Vec<f32> = feat.iter().copied().collect();
         self.pushed += 1;
@@ -190,14 +166,8 @@ impl<S: SnippetScorer> StreamScorer<S> {
                 if t == 0 {
                     return Ok(Vec::new());
                 }
-                let arr = Array3::from_shape_vec(
-                    (t, self.crops, self.dim),
-                    std::mem::take(&mut self.all),
-                )
-                .map_err(|_| RtfmError::Input {
-                    got: vec![t, self.crops, self.dim],
-                    dim: self.dim,
-                })?;
+                let arr = Array3::from_shape_vec((t, self.crops, self.dim), std::mem::take(&mut self.all))
+                    .map_err(|_| RtfmError::Input { got: vec![t, self.crops, self.dim], dim: self.dim })?;
                 let out = self.scorer.score(arr.view())?;
                 self.next_emit = self.pushed;
                 Ok(zip_scores(0, &out, 0..t))
@@ -219,12 +189,8 @@ impl<S: SnippetScorer> StreamScorer<S> {
         for snip in self.ring.iter() {
             data.extend_from_slice(snip);
         }
-        let arr = Array3::from_shape_vec((len, self.crops, self.dim), data).map_err(|_| {
-            RtfmError::Input {
-                got: vec![len, self.crops, self.dim],
-                dim: self.dim,
-            }
-        })?;
+        let arr = Array3::from_shape_vec((len, self.crops, self.dim), data)
+            .map_err(|_| RtfmError::Input { got: vec![len, self.crops, self.dim], dim: self.dim })?;
         let out = self.scorer.score(arr.view())?;
         let first_in_ring = self.pushed - len as u64;
         let start = (self.next_emit - first_in_ring) as usize;
@@ -237,20 +203,13 @@ impl<S: SnippetScorer> StreamScorer<S> {
 fn zip_scores(base: u64, out: &ScoreOutput, range: std::ops::Range<usize>) -> Vec<Scored> {
     range
         .filter_map(|i| {
-            Some(Scored {
-                index: base + i as u64,
-                score: *out.scores.get(i)?,
-                magnitude: *out.magnitudes.get(i)?,
-            })
+            Some(Scored { index: base + i as u64, score: *out.scores.get(i)?, magnitude: *out.magnitudes.get(i)? })
         })
         .collect()
 }
 
 /// Scores a whole feature sequence in one call: the offline protocol.
-pub fn score_offline<S: SnippetScorer>(
-    scorer: &S,
-    feats: ArrayView3<f32>,
-) -> Result<ScoreOutput, RtfmError> {
+pub fn score_offline<S: SnippetScorer>(scorer: &S, feats: ArrayView3<f32>) -> Result<ScoreOutput, RtfmError> {
     scorer.score(feats)
 }
 
@@ -267,19 +226,9 @@ mod tests {
         fn score(&self, feats: ArrayView3<f32>) -> Result<ScoreOutput, RtfmError> {
             let t = feats.shape()[0];
             let mean: f32 = feats.iter().sum::<f32>() / feats.len() as f32;
-            let scores = (0..t)
-                .map(|i| feats[[i, 0, 0]] + mean + i as f32 * 1e-3)
-                .collect();
-            let magnitudes = (0..t)
-                .map(|i| {
-                    feats
-                        .slice(s![i, .., ..])
-                        .iter()
-                        .map(|v| v * v)
-                        .sum::<f32>()
-                        .sqrt()
-                })
-                .collect();
+            let scores = (0..t).map(|i| feats[[i, 0, 0]] + mean + i as f32 * 1e-3).collect();
+            let magnitudes =
+                (0..t).map(|i| feats.slice(s![i, .., ..]).iter().map(|v| v * v).sum::<f32>().sqrt()).collect();
             Ok(ScoreOutput { scores, magnitudes })
         }
     }
@@ -310,14 +259,8 @@ mod tests {
             .map(|t| {
                 let newest = (t + l).min(n - 1);
                 let first = (newest + 1).saturating_sub(w);
-                let out = WholeWindow
-                    .score(feats.slice(s![first..=newest, .., ..]))
-                    .unwrap();
-                Scored {
-                    index: t as u64,
-                    score: out.scores[t - first],
-                    magnitude: out.magnitudes[t - first],
-                }
+                let out = WholeWindow.score(feats.slice(s![first..=newest, .., ..])).unwrap();
+                Scored { index: t as u64, score: out.scores[t - first], magnitude: out.magnitudes[t - first] }
             })
             .collect()
     }
@@ -369,12 +312,7 @@ mod tests {
     }
 
     fn real_rtfm() -> Rtfm {
-        let widths = crate::rtfm::RtfmWidths {
-            feature_dim: 16,
-            temporal_width: 4,
-            nonlocal_width: 2,
-            head: [8, 4],
-        };
+        let widths = crate::rtfm::RtfmWidths { feature_dim: 16, temporal_width: 4, nonlocal_width: 2, head: [8, 4] };
         Rtfm::new_random(&widths, 7).unwrap()
     }
 
@@ -410,11 +348,7 @@ mod tests {
     #[test]
     fn emits_after_lookahead() {
         let feats = seq(5, 1, 2, 1);
-        let cfg = ScorerConfig {
-            mode: ScoreMode::Window,
-            window: 4,
-            lookahead: 2,
-        };
+        let cfg = ScorerConfig { mode: ScoreMode::Window, window: 4, lookahead: 2 };
         let mut sc = StreamScorer::new(WholeWindow, cfg, 1, 2);
         assert!(sc.push(feats.slice(s![0, .., ..])).unwrap().is_empty());
         assert!(sc.push(feats.slice(s![1, .., ..])).unwrap().is_empty());
@@ -433,20 +367,8 @@ mod tests {
 
     #[test]
     fn config_validation() {
-        assert!(ScorerConfig {
-            mode: ScoreMode::Window,
-            window: 0,
-            lookahead: 0
-        }
-        .validate()
-        .is_err());
-        assert!(ScorerConfig {
-            mode: ScoreMode::Window,
-            window: 4,
-            lookahead: 4
-        }
-        .validate()
-        .is_err());
+        assert!(ScorerConfig { mode: ScoreMode::Window, window: 0, lookahead: 0 }.validate().is_err());
+        assert!(ScorerConfig { mode: ScoreMode::Window, window: 4, lookahead: 4 }.validate().is_err());
         assert!(ScorerConfig::default().validate().is_ok());
     }
 }

@@ -40,11 +40,7 @@ impl Samples {
             p50_ms: self.percentile_ms(50.0),
             p95_ms: self.percentile_ms(95.0),
             p99_ms: self.percentile_ms(99.0),
-            mean_ms: if self.0.is_empty() {
-                0.0
-            } else {
-                self.0.iter().sum::<f64>() / self.0.len() as f64 * 1000.0
-            },
+            mean_ms: if self.0.is_empty() { 0.0 } else { self.0.iter().sum::<f64>() / self.0.len() as f64 * 1000.0 },
         }
     }
 }

@@ -26,41 +26,16 @@ const fn def(name: &'static str, kind: &'static str, help: &'static str) -> Metr
     MetricDef { name, help, kind }
 }
 
-pub const FRAMES_IN: MetricDef = def(
-    "vigil_frames_in_total",
-    "counter",
-    "Frames read from the camera.",
-);
-pub const FRAMES_PROCESSED: MetricDef = def(
-    "vigil_frames_processed_total",
-    "counter",
-    "Frames that went through feature extraction.",
-);
-pub const FRAMES_DROPPED: MetricDef = def(
-    "vigil_frames_dropped_total",
-    "counter",
-    "Frames dropped because a live queue was full (newest kept).",
-);
-pub const RECONNECTS: MetricDef = def(
-    "vigil_reconnects_total",
-    "counter",
-    "Camera reconnect attempts.",
-);
-pub const CAMERA_UP: MetricDef = def(
-    "vigil_camera_up",
-    "gauge",
-    "1 while the camera delivers frames, else 0.",
-);
-pub const ALERTS: MetricDef = def(
-    "vigil_alerts_total",
-    "counter",
-    "Alert start events per camera.",
-);
-pub const STAGE_LATENCY: MetricDef = def(
-    "vigil_stage_latency_seconds",
-    "histogram",
-    "Time from frame capture to the end of each stage.",
-);
+pub const FRAMES_IN: MetricDef = def("vigil_frames_in_total", "counter", "Frames read from the camera.");
+pub const FRAMES_PROCESSED: MetricDef =
+    def("vigil_frames_processed_total", "counter", "Frames that went through feature extraction.");
+pub const FRAMES_DROPPED: MetricDef =
+    def("vigil_frames_dropped_total", "counter", "Frames dropped because a live queue was full (newest kept).");
+pub const RECONNECTS: MetricDef = def("vigil_reconnects_total", "counter", "Camera reconnect attempts.");
+pub const CAMERA_UP: MetricDef = def("vigil_camera_up", "gauge", "1 while the camera delivers frames, else 0.");
+pub const ALERTS: MetricDef = def("vigil_alerts_total", "counter", "Alert start events per camera.");
+pub const STAGE_LATENCY: MetricDef =
+    def("vigil_stage_latency_seconds", "histogram", "Time from frame capture to the end of each stage.");
 pub const OUTBOX_ENQUEUED: MetricDef = def(
     "vigil_outbox_enqueued_total",
     "counter",
@@ -71,31 +46,16 @@ pub const OUTBOX_DELIVERED: MetricDef = def(
     "counter",
     "Events acknowledged by a sink's destination and removed from its outbox.",
 );
-pub const OUTBOX_DEPTH: MetricDef = def(
-    "vigil_outbox_depth",
-    "gauge",
-    "Undelivered events in a sink's outbox (enqueued - delivered).",
-);
-pub const OUTBOX_REFUSED: MetricDef = def(
-    "vigil_outbox_refused_total",
-    "counter",
-    "Events refused because a sink's outbox was full.",
-);
-pub const SINK_FAILURES: MetricDef = def(
-    "vigil_sink_failures_total",
-    "counter",
-    "Failed delivery attempts (each retried).",
-);
-pub const READY: MetricDef = def(
-    "vigil_ready",
-    "gauge",
-    "1 once the daemon has started every stage.",
-);
+pub const OUTBOX_DEPTH: MetricDef =
+    def("vigil_outbox_depth", "gauge", "Undelivered events in a sink's outbox (enqueued - delivered).");
+pub const OUTBOX_REFUSED: MetricDef =
+    def("vigil_outbox_refused_total", "counter", "Events refused because a sink's outbox was full.");
+pub const SINK_FAILURES: MetricDef =
+    def("vigil_sink_failures_total", "counter", "Failed delivery attempts (each retried).");
+pub const READY: MetricDef = def("vigil_ready", "gauge", "1 once the daemon has started every stage.");
 
 /// Upper bounds (seconds) of the latency histogram buckets.
-pub const LATENCY_BUCKETS: [f64; 12] = [
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-];
+pub const LATENCY_BUCKETS: [f64; 12] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
 /// A pipeline stage whose latency from frame capture is recorded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,13 +68,7 @@ pub enum Stage {
 }
 
 impl Stage {
-    pub const ALL: [Stage; 5] = [
-        Stage::Decode,
-        Stage::Preprocess,
-        Stage::Features,
-        Stage::Score,
-        Stage::Alert,
-    ];
+    pub const ALL: [Stage; 5] = [Stage::Decode, Stage::Preprocess, Stage::Features, Stage::Score, Stage::Alert];
     pub fn name(self) -> &'static str {
         match self {
             Stage::Decode => "decode",
@@ -140,10 +94,7 @@ impl Histogram {
         if let Some(i) = LATENCY_BUCKETS.iter().position(|b| s <= *b) {
             self.buckets[i].fetch_add(1, Ordering::Relaxed);
         }
-        self.sum_us.fetch_add(
-            d.as_micros().min(u64::MAX as u128) as u64,
-            Ordering::Relaxed,
-        );
+        self.sum_us.fetch_add(d.as_micros().min(u64::MAX as u128) as u64, Ordering::Relaxed);
         self.count.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -198,14 +149,8 @@ impl Metrics {
         S::Item: Into<String>,
     {
         Arc::new(Metrics {
-            cameras: cameras
-                .into_iter()
-                .map(|c| (c.into(), Arc::default()))
-                .collect(),
-            sinks: sinks
-                .into_iter()
-                .map(|s| (s.into(), Arc::default()))
-                .collect(),
+            cameras: cameras.into_iter().map(|c| (c.into(), Arc::default())).collect(),
+            sinks: sinks.into_iter().map(|s| (s.into(), Arc::default())).collect(),
             stages: Default::default(),
             ready: AtomicBool::new(false),
         })
@@ -213,18 +158,12 @@ impl Metrics {
 
     /// The counters of camera `id` (None for a camera not given to `new`).
     pub fn camera(&self, id: &str) -> Option<Arc<CameraMetrics>> {
-        self.cameras
-            .iter()
-            .find(|(c, _)| c == id)
-            .map(|(_, m)| Arc::clone(m))
+        self.cameras.iter().find(|(c, _)| c == id).map(|(_, m)| Arc::clone(m))
     }
 
     /// The counters of sink `name` (None for a sink not given to `new`).
     pub fn sink(&self, name: &str) -> Option<Arc<SinkMetrics>> {
-        self.sinks
-            .iter()
-            .find(|(s, _)| s == name)
-            .map(|(_, m)| Arc::clone(m))
+        self.sinks.iter().find(|(s, _)| s == name).map(|(_, m)| Arc::clone(m))
     }
 
     pub fn stage(&self, stage: Stage) -> &Histogram {
@@ -302,11 +241,7 @@ type CameraGetter = fn(&CameraMetrics) -> u64;
 type SinkGetter = fn(&SinkMetrics) -> u64;
 
 fn header(out: &mut String, d: MetricDef) {
-    let _ = writeln!(
-        out,
-        "# HELP {} {}\n# TYPE {} {}",
-        d.name, d.help, d.name, d.kind
-    );
+    let _ = writeln!(out, "# HELP {} {}\n# TYPE {} {}", d.name, d.help, d.name, d.kind);
 }
 
 /// A label value escaped for the text format.
@@ -346,21 +281,12 @@ pub struct TelemetryServer {
 impl TelemetryServer {
     /// Binds `addr` (port 0 picks a free port: see [`TelemetryServer::local_addr`]) and serves
     /// on a thread named `telemetry-http`.
-    pub fn start(
-        addr: SocketAddr,
-        metrics: Arc<Metrics>,
-    ) -> Result<TelemetryServer, TelemetryError> {
-        let server = tiny_http::Server::http(addr).map_err(|e| TelemetryError::Bind {
-            addr,
-            reason: e.to_string(),
-        })?;
+    pub fn start(addr: SocketAddr, metrics: Arc<Metrics>) -> Result<TelemetryServer, TelemetryError> {
+        let server = tiny_http::Server::http(addr).map_err(|e| TelemetryError::Bind { addr, reason: e.to_string() })?;
         let bound = server
             .server_addr()
             .to_ip()
-            .ok_or_else(|| TelemetryError::Bind {
-                addr,
-                reason: "not bound to an IP address".into(),
-            })?;
+            .ok_or_else(|| TelemetryError::Bind { addr, reason: "not bound to an IP address".into() })?;
         let server = Arc::new(server);
         let (s, m) = (Arc::clone(&server), Arc::clone(&metrics));
         let thread = std::thread::Builder::new()
@@ -368,12 +294,7 @@ impl TelemetryServer {
             .spawn(move || serve(&s, &m))
             .map_err(TelemetryError::Thread)?;
         tracing::info!(addr = %bound, "telemetry endpoint listening");
-        Ok(TelemetryServer {
-            server,
-            addr: bound,
-            metrics,
-            thread: Some(thread),
-        })
+        Ok(TelemetryServer { server, addr: bound, metrics, thread: Some(thread) })
     }
 
     /// The bound address.
@@ -407,10 +328,7 @@ fn serve(server: &tiny_http::Server, metrics: &Metrics) {
     let mut body = String::with_capacity(16 * 1024);
     for rq in server.incoming_requests() {
         let path = rq.url().split('?').next().unwrap_or("");
-        let get = matches!(
-            rq.method(),
-            tiny_http::Method::Get | tiny_http::Method::Head
-        );
+        let get = matches!(rq.method(), tiny_http::Method::Get | tiny_http::Method::Head);
         body.clear();
         let (code, ctype) = if !get {
             body.push_str("method not allowed\n");
@@ -456,8 +374,7 @@ mod tests {
     #[test]
     fn render_has_fixed_series() {
         let m = Metrics::new(["cam1", "cam2"], ["mqtt"]);
-        m.camera("cam1")
-            .map(|c| c.frames_in.fetch_add(3, Ordering::Relaxed));
+        m.camera("cam1").map(|c| c.frames_in.fetch_add(3, Ordering::Relaxed));
         m.stage(Stage::Features).observe(Duration::from_millis(30));
         let s = m.sink("mqtt");
         s.iter().for_each(|s| {
@@ -468,12 +385,8 @@ mod tests {
         m.render(&mut out);
         assert!(out.contains("vigil_frames_in_total{camera=\"cam1\"} 3\n"));
         assert!(out.contains("vigil_outbox_depth{sink=\"mqtt\"} 3\n"));
-        assert!(
-            out.contains("vigil_stage_latency_seconds_bucket{stage=\"features\",le=\"0.025\"} 0\n")
-        );
-        assert!(
-            out.contains("vigil_stage_latency_seconds_bucket{stage=\"features\",le=\"0.05\"} 1\n")
-        );
+        assert!(out.contains("vigil_stage_latency_seconds_bucket{stage=\"features\",le=\"0.025\"} 0\n"));
+        assert!(out.contains("vigil_stage_latency_seconds_bucket{stage=\"features\",le=\"0.05\"} 1\n"));
         assert!(out.contains("vigil_stage_latency_seconds_count{stage=\"features\"} 1\n"));
         let len = out.len();
         out.clear();

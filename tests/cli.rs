@@ -17,18 +17,11 @@ fn default_model() -> PathBuf {
 }
 
 fn vigil(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .expect("vigil binary runs")
+    Command::new(env!("CARGO_BIN_EXE_vigil")).args(args).current_dir(root()).output().expect("vigil binary runs")
 }
 
 fn vtest() -> &'static str {
-    assert!(
-        Path::new(VTEST).is_file(),
-        "{VTEST} is missing: run scripts/setup.sh (Debian package opencv-doc)"
-    );
+    assert!(Path::new(VTEST).is_file(), "{VTEST} is missing: run scripts/setup.sh (Debian package opencv-doc)");
     VTEST
 }
 
@@ -39,11 +32,7 @@ fn stderr(o: &Output) -> String {
 #[track_caller]
 fn assert_fails(o: &Output, code: i32, needles: &[&str]) {
     let err = stderr(o);
-    assert_eq!(
-        o.status.code(),
-        Some(code),
-        "expected exit {code}; stderr:\n{err}"
-    );
+    assert_eq!(o.status.code(), Some(code), "expected exit {code}; stderr:\n{err}");
     for n in needles {
         assert!(err.contains(n), "stderr lacks {n:?}:\n{err}");
     }
@@ -80,11 +69,8 @@ fn replay_vtest_writes_scores_plot_and_valid_events() {
         assert!(v["event"] == "start" || v["event"] == "end");
         assert!(v["id"].as_str().is_some_and(|s| !s.is_empty()));
     }
-    let lines: Vec<Value> = std::fs::read_to_string(&scores)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines: Vec<Value> =
+        std::fs::read_to_string(&scores).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     // 795 frames -> ceil(795 / 16) = 50 snippets, the last loop-padded.
     assert_eq!(lines.len(), 50);
     for (i, l) in lines.iter().enumerate() {
@@ -133,26 +119,11 @@ fn replay_video_shorter_than_one_snippet() {
     let dir = tempfile::tempdir().unwrap();
     let short = dir.path().join("short.avi");
     let st = Command::new("ffmpeg")
-        .args([
-            "-v",
-            "error",
-            "-y",
-            "-i",
-            vtest(),
-            "-frames:v",
-            "10",
-            "-c:v",
-            "mjpeg",
-            p(&short),
-        ])
+        .args(["-v", "error", "-y", "-i", vtest(), "-frames:v", "10", "-c:v", "mjpeg", p(&short)])
         .status()
         .expect("ffmpeg is installed (scripts/setup.sh)");
     assert!(st.success());
-    assert_fails(
-        &vigil(&["replay", p(&short)]),
-        3,
-        &["short.avi", "10 frames", "16"],
-    );
+    assert_fails(&vigil(&["replay", p(&short)]), 3, &["short.avi", "10 frames", "16"]);
 }
 
 #[test]
@@ -160,14 +131,7 @@ fn replay_ground_truth_length_checked() {
     let dir = tempfile::tempdir().unwrap();
     let gt = dir.path().join("gt.npy");
     write_npy_f64(&gt, &vec![0.0; 100]);
-    let o = vigil(&[
-        "replay",
-        vtest(),
-        "--gt",
-        p(&gt),
-        "--plot",
-        p(&dir.path().join("x.svg")),
-    ]);
+    let o = vigil(&["replay", vtest(), "--gt", p(&gt), "--plot", p(&dir.path().join("x.svg"))]);
     assert_fails(&o, 8, &["gt.npy", "800"]);
     // The right length works and draws the ground truth.
     let mut labels = vec![0.0; 800];
@@ -192,85 +156,39 @@ fn bad_model_directories_exit_4() {
     assert_fails(&o, 4, &["/nonexistent/model", "does not exist"]);
 
     let m = model_with(|t| t.replace("snippet_frames = 16\n", ""));
-    assert_fails(
-        &vigil(&["replay", vtest(), "--model", p(m.path())]),
-        4,
-        &["model.toml", "snippet_frames"],
-    );
+    assert_fails(&vigil(&["replay", vtest(), "--model", p(m.path())]), 4, &["model.toml", "snippet_frames"]);
 
     let m = model_with(|t| t.replace("dim = 256", "dim = \"wide\""));
-    assert_fails(
-        &vigil(&["replay", vtest(), "--model", p(m.path())]),
-        4,
-        &["model.toml", "dim"],
-    );
+    assert_fails(&vigil(&["replay", vtest(), "--model", p(m.path())]), 4, &["model.toml", "dim"]);
 
     let m = model_with(|t| t.replace("[scorer]", "[scorer]\nwindo = 3"));
-    assert_fails(
-        &vigil(&["replay", vtest(), "--model", p(m.path())]),
-        4,
-        &["model.toml", "windo"],
-    );
+    assert_fails(&vigil(&["replay", vtest(), "--model", p(m.path())]), 4, &["model.toml", "windo"]);
 
     let m = model_with(|t| t.replace("off = 0.4", "off = 0.9"));
-    assert_fails(
-        &vigil(&["replay", vtest(), "--model", p(m.path())]),
-        4,
-        &["alert.off"],
-    );
+    assert_fails(&vigil(&["replay", vtest(), "--model", p(m.path())]), 4, &["alert.off"]);
 
     // The manifest says 16 frames per snippet but the ONNX model's real input says so too: make
     // the manifest disagree with the ONNX file and the loader must notice.
     let m = model_with(|t| {
-        t.replace(
-            "input_shape = [-1, 1, 16, 96, 128]",
-            "input_shape = [-1, 1, 8, 96, 128]",
-        )
-        .replace("snippet_frames = 16", "snippet_frames = 8")
+        t.replace("input_shape = [-1, 1, 16, 96, 128]", "input_shape = [-1, 1, 8, 96, 128]")
+            .replace("snippet_frames = 16", "snippet_frames = 8")
     });
-    assert_fails(
-        &vigil(&["replay", vtest(), "--model", p(m.path())]),
-        4,
-        &["extractor.onnx", "8"],
-    );
+    assert_fails(&vigil(&["replay", vtest(), "--model", p(m.path())]), 4, &["extractor.onnx", "8"]);
 
     let m = model_with(|t| t.to_string());
-    std::fs::write(
-        m.path().join("extractor.onnx"),
-        b"this is not an onnx model",
-    )
-    .unwrap();
+    std::fs::write(m.path().join("extractor.onnx"), b"this is not an onnx model").unwrap();
     let m2 = model_with(|t| t.replace("sha256 = ", "# sha256 = "));
-    std::fs::write(
-        m2.path().join("extractor.onnx"),
-        b"this is not an onnx model",
-    )
-    .unwrap();
-    assert_fails(
-        &vigil(&["replay", vtest(), "--model", p(m.path())]),
-        4,
-        &["extractor.onnx"],
-    );
-    assert_fails(
-        &vigil(&["replay", vtest(), "--model", p(m2.path())]),
-        4,
-        &["extractor.onnx"],
-    );
+    std::fs::write(m2.path().join("extractor.onnx"), b"this is not an onnx model").unwrap();
+    assert_fails(&vigil(&["replay", vtest(), "--model", p(m.path())]), 4, &["extractor.onnx"]);
+    assert_fails(&vigil(&["replay", vtest(), "--model", p(m2.path())]), 4, &["extractor.onnx"]);
 
     let m = model_with(|t| t.to_string());
     std::fs::write(m.path().join("rtfm.safetensors"), b"nope").unwrap();
-    assert_fails(
-        &vigil(&["replay", vtest(), "--model", p(m.path())]),
-        4,
-        &["rtfm.safetensors"],
-    );
+    assert_fails(&vigil(&["replay", vtest(), "--model", p(m.path())]), 4, &["rtfm.safetensors"]);
 }
 
 fn write_npy_f64(path: &Path, data: &[f64]) {
-    let mut header = format!(
-        "{{'descr': '<f8', 'fortran_order': False, 'shape': ({},), }}",
-        data.len()
-    );
+    let mut header = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': ({},), }}", data.len());
     let total = 10 + header.len() + 1;
     header.push_str(&" ".repeat((64 - total % 64) % 64));
     header.push('\n');
@@ -298,55 +216,30 @@ fn write_npy_raw(path: &Path, descr: &str, shape: &str, data: &[u8]) {
 #[test]
 fn score_feature_files_json() {
     let dir = tempfile::tempdir().unwrap();
-    let f32s: Vec<u8> = (0..(7 * 256))
-        .flat_map(|i| ((i % 13) as f32 * 0.1).to_le_bytes())
-        .collect();
+    let f32s: Vec<u8> = (0..(7 * 256)).flat_map(|i| ((i % 13) as f32 * 0.1).to_le_bytes()).collect();
     let a = dir.path().join("a.npy");
     write_npy_raw(&a, "<f4", "(7, 1, 256)", &f32s);
-    let f64s: Vec<u8> = (0..(2 * 256))
-        .flat_map(|i| ((i % 5) as f64 * 0.2).to_le_bytes())
-        .collect();
+    let f64s: Vec<u8> = (0..(2 * 256)).flat_map(|i| ((i % 5) as f64 * 0.2).to_le_bytes()).collect();
     let b = dir.path().join("b.npy");
     write_npy_raw(&b, "<f8", "(2, 256)", &f64s);
     let o = vigil(&["score", p(&a), p(&b), "--json"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let rows: Vec<Value> = String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let rows: Vec<Value> =
+        String::from_utf8_lossy(&o.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[0]["scores"].as_array().unwrap().len(), 7);
     assert_eq!(rows[0]["magnitudes"].as_array().unwrap().len(), 7);
-    assert_eq!(
-        rows[1]["scores"].as_array().unwrap().len(),
-        2,
-        "T = 2 works"
-    );
+    assert_eq!(rows[1]["scores"].as_array().unwrap().len(), 2, "T = 2 works");
     // Window mode with a window covering the file gives the offline numbers.
-    let o = vigil(&[
-        "score",
-        p(&a),
-        "--json",
-        "--mode",
-        "window",
-        "--window",
-        "8",
-        "--lookahead",
-        "7",
-    ]);
-    let w: Value =
-        serde_json::from_str(String::from_utf8_lossy(&o.stdout).lines().next().unwrap()).unwrap();
+    let o = vigil(&["score", p(&a), "--json", "--mode", "window", "--window", "8", "--lookahead", "7"]);
+    let w: Value = serde_json::from_str(String::from_utf8_lossy(&o.stdout).lines().next().unwrap()).unwrap();
     assert_eq!(w["scores"], rows[0]["scores"]);
 }
 
 #[test]
 fn score_bad_feature_files_exit_5() {
     let dir = tempfile::tempdir().unwrap();
-    assert_fails(
-        &vigil(&["score", "/nonexistent/f.npy"]),
-        5,
-        &["/nonexistent/f.npy"],
-    );
+    assert_fails(&vigil(&["score", "/nonexistent/f.npy"]), 5, &["/nonexistent/f.npy"]);
     let obj = dir.path().join("obj.npy");
     write_npy_raw(&obj, "|O", "(3,)", &[0u8; 24]);
     assert_fails(&vigil(&["score", p(&obj)]), 5, &["obj.npy", "object"]);
@@ -358,18 +251,10 @@ fn score_bad_feature_files_exit_5() {
     assert_fails(&vigil(&["score", p(&wide)]), 5, &["wide.npy", "256"]);
     let rank = dir.path().join("rank.npy");
     write_npy_raw(&rank, "<f4", "(2, 1, 1, 256)", &vec![0u8; 2 * 256 * 4]);
-    assert_fails(
-        &vigil(&["score", p(&rank)]),
-        5,
-        &["rank.npy", "[T, crops, 256]"],
-    );
+    assert_fails(&vigil(&["score", p(&rank)]), 5, &["rank.npy", "[T, crops, 256]"]);
     let trunc = dir.path().join("trunc.npy");
     write_npy_raw(&trunc, "<f4", "(9, 1, 256)", &[0u8; 100]);
-    assert_fails(
-        &vigil(&["score", p(&trunc)]),
-        5,
-        &["trunc.npy", "truncated"],
-    );
+    assert_fails(&vigil(&["score", p(&trunc)]), 5, &["trunc.npy", "truncated"]);
 }
 
 #[test]
@@ -396,18 +281,13 @@ fn usage_errors_exit_2() {
 }
 
 fn checkpoint(name: &str) -> String {
-    root()
-        .join("tests/fixtures/checkpoints")
-        .join(name)
-        .to_string_lossy()
-        .into_owned()
+    root().join("tests/fixtures/checkpoints").join(name).to_string_lossy().into_owned()
 }
 
 #[test]
 fn import_then_score_reproduces_the_reference() {
     let expected: Value =
-        serde_json::from_str(&std::fs::read_to_string(checkpoint("expected_small.json")).unwrap())
-            .unwrap();
+        serde_json::from_str(&std::fs::read_to_string(checkpoint("expected_small.json")).unwrap()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     // The formula's features for T = 7, one crop, D = 64 (tests/fixtures/parity/FORMULA.md).
     let feats: Vec<u8> = (0..7usize)
@@ -421,24 +301,11 @@ fn import_then_score_reproduces_the_reference() {
         .collect();
     let f = dir.path().join("f.npy");
     write_npy_raw(&f, "<f4", "(7, 1, 64)", &feats);
-    for (i, ckpt) in [
-        "small_zip.pt",
-        "small_legacy.pt",
-        "small_module_prefix.pt",
-        "small_float64.pt",
-    ]
-    .iter()
-    .enumerate()
+    for (i, ckpt) in
+        ["small_zip.pt", "small_legacy.pt", "small_module_prefix.pt", "small_float64.pt"].iter().enumerate()
     {
         let out = dir.path().join(format!("m{i}"));
-        let o = vigil(&[
-            "import",
-            &checkpoint(ckpt),
-            "--out",
-            p(&out),
-            "--crops",
-            "1",
-        ]);
+        let o = vigil(&["import", &checkpoint(ckpt), "--out", p(&out), "--crops", "1"]);
         assert!(o.status.success(), "{ckpt}: {}", stderr(&o));
         let o = vigil(&["score", p(&f), "--model", p(&out), "--json"]);
         assert!(o.status.success(), "{ckpt}: {}", stderr(&o));
@@ -449,22 +316,13 @@ fn import_then_score_reproduces_the_reference() {
             assert_eq!(want.len(), have.len());
             for (w, h) in want.iter().zip(have) {
                 let (w, h) = (w.as_f64().unwrap(), h.as_f64().unwrap());
-                let tol = if key == "scores" {
-                    1e-4
-                } else {
-                    1e-4 * w.abs()
-                };
+                let tol = if key == "scores" { 1e-4 } else { 1e-4 * w.abs() };
                 assert!((w - h).abs() <= tol, "{ckpt} {key}: {h} vs reference {w}");
             }
         }
     }
     // An existing non-empty output directory is refused without --force.
-    let o = vigil(&[
-        "import",
-        &checkpoint("small_zip.pt"),
-        "--out",
-        p(&dir.path().join("m0")),
-    ]);
+    let o = vigil(&["import", &checkpoint("small_zip.pt"), "--out", p(&dir.path().join("m0"))]);
     assert_fails(&o, 7, &["m0", "--force"]);
 }
 
@@ -473,12 +331,7 @@ fn import_bad_checkpoints_exit_6() {
     let dir = tempfile::tempdir().unwrap();
     let out = |n: &str| dir.path().join(n).to_string_lossy().into_owned();
     assert_fails(
-        &vigil(&[
-            "import",
-            &checkpoint("small_missing.pt"),
-            "--out",
-            &out("a"),
-        ]),
+        &vigil(&["import", &checkpoint("small_missing.pt"), "--out", &out("a")]),
         6,
         &["small_missing.pt", "fc3.bias"],
     );
@@ -488,25 +341,12 @@ fn import_bad_checkpoints_exit_6() {
         &["small_extra.pt", "extra.weight"],
     );
     assert_fails(
-        &vigil(&[
-            "import",
-            &checkpoint("small_badshape.pt"),
-            "--out",
-            &out("c"),
-        ]),
+        &vigil(&["import", &checkpoint("small_badshape.pt"), "--out", &out("c")]),
         6,
         &["small_badshape.pt", "fc2.weight"],
     );
-    assert_fails(
-        &vigil(&["import", "/nonexistent/x.pt", "--out", &out("d")]),
-        6,
-        &["/nonexistent/x.pt"],
-    );
+    assert_fails(&vigil(&["import", "/nonexistent/x.pt", "--out", &out("d")]), 6, &["/nonexistent/x.pt"]);
     let junk = dir.path().join("junk.pt");
     std::fs::write(&junk, b"definitely not a checkpoint").unwrap();
-    assert_fails(
-        &vigil(&["import", p(&junk), "--out", &out("e")]),
-        6,
-        &["junk.pt"],
-    );
+    assert_fails(&vigil(&["import", p(&junk), "--out", &out("e")]), 6, &["junk.pt"]);
 }

@@ -26,17 +26,11 @@ fn example_config_parses() {
     assert_eq!(c.effective_alert.max_per_hour, 10);
     assert_eq!(cfg.cameras[1].pace, Pace::Fast);
     assert!(matches!(cfg.cameras[1].source, Source::File(_)));
-    assert_eq!(
-        cfg.recording.retention.max_age,
-        Duration::from_secs(7 * 86400)
-    );
+    assert_eq!(cfg.recording.retention.max_age, Duration::from_secs(7 * 86400));
     assert_eq!(cfg.recording.retention.max_total_size, 2_000_000_000);
     assert_eq!(cfg.http.listen.port(), 9700);
     let dbg = format!("{cfg:?}");
-    assert!(
-        !dbg.contains("change-me"),
-        "webhook header secret in Debug: {dbg}"
-    );
+    assert!(!dbg.contains("change-me"), "webhook header secret in Debug: {dbg}");
 }
 
 #[test]
@@ -91,18 +85,10 @@ username = "vigil"
 password_env = "VIGIL_TEST_MQTT_PASS"
 "#;
     let cfg = Config::from_str(text, "secrets.toml").unwrap();
-    let Source::Url(u) = &cfg.cameras[0].source else {
-        panic!("not a URL")
-    };
+    let Source::Url(u) = &cfg.cameras[0].source else { panic!("not a URL") };
     assert_eq!(u.expose(), "rtsp://admin:s3cr3t-cam@cam.local:554/live");
-    assert_eq!(
-        cfg.cameras[0].source.redacted(),
-        "rtsp://admin:***@cam.local:554/live"
-    );
-    assert_eq!(
-        cfg.cameras[1].source.to_string(),
-        "rtsp://user:***@cam2.local/live"
-    );
+    assert_eq!(cfg.cameras[0].source.redacted(), "rtsp://admin:***@cam.local:554/live");
+    assert_eq!(cfg.cameras[1].source.to_string(), "rtsp://user:***@cam2.local/live");
     let mqtt = cfg.sinks.mqtt.as_ref().unwrap();
     assert_eq!(mqtt.password.as_ref().unwrap().expose(), "s3cr3t-mqtt");
     let dbg = format!("{cfg:?}");
@@ -114,9 +100,7 @@ password_env = "VIGIL_TEST_MQTT_PASS"
 /// Each bad config: (name, extra TOML or full replacement, key expected, reason fragment).
 #[test]
 fn bad_configs_are_rejected_with_file_key_and_reason() {
-    let cam = |extra: &str| {
-        format!("[[cameras]]\nid = \"cam1\"\nsource = \"rtsp://cam.local/s\"\n{extra}\n")
-    };
+    let cam = |extra: &str| format!("[[cameras]]\nid = \"cam1\"\nsource = \"rtsp://cam.local/s\"\n{extra}\n");
     let cases: Vec<(&str, String, &str, &str)> = vec![
         ("no cameras", "model = \"m\"\n".into(), "cameras", "at least one"),
         ("empty id", "[[cameras]]\nid = \"\"\nsource = \"a.mp4\"\n".into(), "cameras[0].id", "must not be empty"),
@@ -128,56 +112,105 @@ fn bad_configs_are_rejected_with_file_key_and_reason() {
         ),
         (
             "duplicate id",
-            format!("{}{}[[cameras]]\nid = \"cam1\"\nsource = \"b.mp4\"\n", cam(""), "[[cameras]]\nid = \"cam2\"\nsource = \"a.mp4\"\n"),
+            format!(
+                "{}{}[[cameras]]\nid = \"cam1\"\nsource = \"b.mp4\"\n",
+                cam(""),
+                "[[cameras]]\nid = \"cam2\"\nsource = \"a.mp4\"\n"
+            ),
             "cameras[2].id",
             "duplicate camera id 'cam1'",
         ),
-        ("bad url scheme", "[[cameras]]\nid = \"c\"\nsource = \"ftp://x/y\"\n".into(), "cameras[0].source", "scheme 'ftp'"),
+        (
+            "bad url scheme",
+            "[[cameras]]\nid = \"c\"\nsource = \"ftp://x/y\"\n".into(),
+            "cameras[0].source",
+            "scheme 'ftp'",
+        ),
         ("url without host", "[[cameras]]\nid = \"c\"\nsource = \"rtsp://\"\n".into(), "cameras[0].source", "URL"),
         ("loop on a stream", cam("loop = true"), "cameras[0].loop", "only file sources"),
         ("off above on after merge", cam("alert = { off = 0.9 }"), "cameras[0].alert.off", "after merging"),
         ("global off above on", format!("{}[alert]\non = 0.5\noff = 0.6\n", cam("")), "alert.off", "must be in [0, on"),
         ("zero workers", format!("{}[workers]\ncount = 0\n", cam("")), "workers.count", "at least 1"),
-        ("pre_roll too long", format!("{}[recording]\npre_roll = \"2m\"\n", cam("")), "recording.pre_roll", "longer than 60s"),
-        ("reconnect max < initial", cam("reconnect = { initial = \"10s\", max = \"1s\" }"), "cameras[0].reconnect.max", "smaller than initial"),
-        ("mask out of range", cam("mask = [[[0.0, 0.0], [1.5, 0.0], [0.0, 1.0]]]"), "cameras[0].mask[0]", "outside the normalised"),
+        (
+            "pre_roll too long",
+            format!("{}[recording]\npre_roll = \"2m\"\n", cam("")),
+            "recording.pre_roll",
+            "longer than 60s",
+        ),
+        (
+            "reconnect max < initial",
+            cam("reconnect = { initial = \"10s\", max = \"1s\" }"),
+            "cameras[0].reconnect.max",
+            "smaller than initial",
+        ),
+        (
+            "mask out of range",
+            cam("mask = [[[0.0, 0.0], [1.5, 0.0], [0.0, 1.0]]]"),
+            "cameras[0].mask[0]",
+            "outside the normalised",
+        ),
         ("mask too few points", cam("mask = [[[0.0, 0.0], [1.0, 0.0]]]"), "cameras[0].mask[0]", "at least 3 points"),
-        ("empty schedule days", cam("schedule = [{ days = [], start = \"08:00\", end = \"18:00\" }]"), "cameras[0].schedule[0].days", "at least one day"),
-        ("scorer lookahead", format!("{}[scorer]\nwindow = 4\nlookahead = 4\n", cam("")), "scorer.lookahead", "smaller than window"),
+        (
+            "empty schedule days",
+            cam("schedule = [{ days = [], start = \"08:00\", end = \"18:00\" }]"),
+            "cameras[0].schedule[0].days",
+            "at least one day",
+        ),
+        (
+            "scorer lookahead",
+            format!("{}[scorer]\nwindow = 4\nlookahead = 4\n", cam("")),
+            "scorer.lookahead",
+            "smaller than window",
+        ),
         ("mqtt qos 0", format!("{}[sinks.mqtt]\nhost = \"h\"\nqos = 0\n", cam("")), "sinks.mqtt.qos", "must be 1"),
-        ("mqtt wildcard prefix", format!("{}[sinks.mqtt]\nhost = \"h\"\ntopic_prefix = \"a/#\"\n", cam("")), "sinks.mqtt.topic_prefix", "wildcards"),
+        (
+            "mqtt wildcard prefix",
+            format!("{}[sinks.mqtt]\nhost = \"h\"\ntopic_prefix = \"a/#\"\n", cam("")),
+            "sinks.mqtt.topic_prefix",
+            "wildcards",
+        ),
         (
             "mqtt two passwords",
-            format!("{}[sinks.mqtt]\nhost = \"h\"\nusername = \"u\"\npassword = \"p\"\npassword_file = \"/x\"\n", cam("")),
+            format!(
+                "{}[sinks.mqtt]\nhost = \"h\"\nusername = \"u\"\npassword = \"p\"\npassword_file = \"/x\"\n",
+                cam("")
+            ),
             "sinks.mqtt.password",
             "at most one",
         ),
         (
             "mqtt missing env",
-            format!("{}[sinks.mqtt]\nhost = \"h\"\nusername = \"u\"\npassword_env = \"VIGIL_TEST_SURELY_UNSET_VAR\"\n", cam("")),
+            format!(
+                "{}[sinks.mqtt]\nhost = \"h\"\nusername = \"u\"\npassword_env = \"VIGIL_TEST_SURELY_UNSET_VAR\"\n",
+                cam("")
+            ),
             "sinks.mqtt.password_env",
             "VIGIL_TEST_SURELY_UNSET_VAR is not set",
         ),
-        ("webhook bad url", format!("{}[sinks.webhook]\nurl = \"not a url\"\n", cam("")), "sinks.webhook.url", "relative URL"),
-        ("webhook scheme", format!("{}[sinks.webhook]\nurl = \"ftp://h/x\"\n", cam("")), "sinks.webhook.url", "http or https"),
-        ("zero retention size", format!("{}[recording.retention]\nmax_total_size = \"0MB\"\n", cam("")), "recording.retention.max_total_size", "greater than 0"),
+        (
+            "webhook bad url",
+            format!("{}[sinks.webhook]\nurl = \"not a url\"\n", cam("")),
+            "sinks.webhook.url",
+            "relative URL",
+        ),
+        (
+            "webhook scheme",
+            format!("{}[sinks.webhook]\nurl = \"ftp://h/x\"\n", cam("")),
+            "sinks.webhook.url",
+            "http or https",
+        ),
+        (
+            "zero retention size",
+            format!("{}[recording.retention]\nmax_total_size = \"0MB\"\n", cam("")),
+            "recording.retention.max_total_size",
+            "greater than 0",
+        ),
     ];
     for (name, text, key, reason) in cases {
-        let err = Config::from_str(&text, "/etc/vigil/bad.toml")
-            .expect_err(name)
-            .to_string();
-        assert!(
-            err.contains("/etc/vigil/bad.toml"),
-            "{name}: no file in: {err}"
-        );
-        assert!(
-            err.contains(&format!(": {key}: ")),
-            "{name}: no key {key} in: {err}"
-        );
-        assert!(
-            err.contains(reason),
-            "{name}: no reason '{reason}' in: {err}"
-        );
+        let err = Config::from_str(&text, "/etc/vigil/bad.toml").expect_err(name).to_string();
+        assert!(err.contains("/etc/vigil/bad.toml"), "{name}: no file in: {err}");
+        assert!(err.contains(&format!(": {key}: ")), "{name}: no key {key} in: {err}");
+        assert!(err.contains(reason), "{name}: no reason '{reason}' in: {err}");
     }
 }
 
@@ -185,52 +218,22 @@ fn bad_configs_are_rejected_with_file_key_and_reason() {
 #[test]
 fn toml_errors_keep_line_and_key() {
     let cases: Vec<(&str, String, &[&str])> = vec![
-        (
-            "unknown key",
-            format!("{MIN}fps = 3\n"),
-            &["line 5", "unknown field `fps`"],
-        ),
-        (
-            "unknown nested key",
-            format!("{MIN}[workers]\nthreads = 2\n"),
-            &["line 6", "unknown field `threads`"],
-        ),
-        (
-            "bad duration",
-            format!("{MIN}stall_timeout = \"5 parsecs\"\n"),
-            &["line 5", "stall_timeout", "duration"],
-        ),
+        ("unknown key", format!("{MIN}fps = 3\n"), &["line 5", "unknown field `fps`"]),
+        ("unknown nested key", format!("{MIN}[workers]\nthreads = 2\n"), &["line 6", "unknown field `threads`"]),
+        ("bad duration", format!("{MIN}stall_timeout = \"5 parsecs\"\n"), &["line 5", "stall_timeout", "duration"]),
         (
             "bad size",
             format!("{MIN}[recording.retention]\nmax_total_size = \"2XB\"\n"),
             &["line 6", "max_total_size", "unknown size unit"],
         ),
-        (
-            "bad pace",
-            format!("{MIN}pace = \"slow\"\n"),
-            &["line 5", "pace", "unknown variant `slow`"],
-        ),
-        (
-            "bad time",
-            format!("{MIN}schedule = [{{ days = [\"mon\"], start = \"25:00\" }}]\n"),
-            &["line 5", "HH:MM"],
-        ),
-        (
-            "bad day",
-            format!("{MIN}schedule = [{{ days = [\"monday\"] }}]\n"),
-            &["line 5", "unknown variant `monday`"],
-        ),
-        (
-            "bad listen",
-            format!("{MIN}[http]\nlisten = \"localhost\"\n"),
-            &["line 6", "listen"],
-        ),
+        ("bad pace", format!("{MIN}pace = \"slow\"\n"), &["line 5", "pace", "unknown variant `slow`"]),
+        ("bad time", format!("{MIN}schedule = [{{ days = [\"mon\"], start = \"25:00\" }}]\n"), &["line 5", "HH:MM"]),
+        ("bad day", format!("{MIN}schedule = [{{ days = [\"monday\"] }}]\n"), &["line 5", "unknown variant `monday`"]),
+        ("bad listen", format!("{MIN}[http]\nlisten = \"localhost\"\n"), &["line 6", "listen"]),
         ("syntax", "[[cameras]\nid = 1\n".into(), &["line 1"]),
     ];
     for (name, text, frags) in cases {
-        let err = Config::from_str(&text, "bad.toml")
-            .expect_err(name)
-            .to_string();
+        let err = Config::from_str(&text, "bad.toml").expect_err(name).to_string();
         assert!(err.starts_with("config bad.toml: "), "{name}: {err}");
         for f in frags {
             assert!(err.contains(f), "{name}: no '{f}' in: {err}");
@@ -240,8 +243,6 @@ fn toml_errors_keep_line_and_key() {
 
 #[test]
 fn load_names_a_missing_file() {
-    let err = Config::load("/nonexistent/vigil.toml")
-        .unwrap_err()
-        .to_string();
+    let err = Config::load("/nonexistent/vigil.toml").unwrap_err().to_string();
     assert!(err.contains("/nonexistent/vigil.toml"), "{err}");
 }

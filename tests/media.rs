@@ -9,22 +9,15 @@ use ndarray::{Array2, Array5};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
-use vigil::features::{
-    init_runtime, sha256_hex, ExtractorSpec, FeatureError, FeatureExtractor, OnnxExtractor,
-};
-use vigil::preprocess::{
-    ColorOrder, CropMode, Interpolation, Preprocessor, Recipe, Resize, Snippet, SnippetAssembler,
-};
+use vigil::features::{init_runtime, sha256_hex, ExtractorSpec, FeatureError, FeatureExtractor, OnnxExtractor};
+use vigil::preprocess::{ColorOrder, CropMode, Interpolation, Preprocessor, Recipe, Resize, Snippet, SnippetAssembler};
 use vigil::source::{decode_only, FrameSource, OpenCvSource, SourceError};
 
 const VTEST: &str = "/usr/share/doc/opencv-doc/examples/data/vtest.avi";
 
 fn vtest() -> PathBuf {
     let p = PathBuf::from(VTEST);
-    assert!(
-        p.is_file(),
-        "{VTEST} is missing: install the `opencv-doc` package (CI does)"
-    );
+    assert!(p.is_file(), "{VTEST} is missing: install the `opencv-doc` package (CI does)");
     p
 }
 
@@ -36,31 +29,12 @@ fn fixtures() -> PathBuf {
 fn ffmpeg_video(dir: &Path, name: &str, frames: u32, size: &str) -> PathBuf {
     let out = dir.join(name);
     let status = Command::new("ffmpeg")
-        .args([
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-        ])
+        .args(["-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i"])
         .arg(format!("testsrc=size={size}:rate=25"))
-        .args([
-            "-frames:v",
-            &frames.to_string(),
-            "-c:v",
-            "mpeg4",
-            "-q:v",
-            "2",
-            "-pix_fmt",
-            "yuv420p",
-        ])
+        .args(["-frames:v", &frames.to_string(), "-c:v", "mpeg4", "-q:v", "2", "-pix_fmt", "yuv420p"])
         .arg(&out)
         .status()
-        .unwrap_or_else(|e| {
-            panic!("cannot run ffmpeg ({e}): install ffmpeg to run this test (CI does)")
-        });
+        .unwrap_or_else(|e| panic!("cannot run ffmpeg ({e}): install ffmpeg to run this test (CI does)"));
     assert!(status.success(), "ffmpeg failed to write {}", out.display());
     out
 }
@@ -71,10 +45,7 @@ fn gray_recipe() -> Recipe {
         frame_stride: 1,
         color: ColorOrder::Gray,
         interpolation: Interpolation::Area,
-        resize: Resize::Exact {
-            width: 128,
-            height: 96,
-        },
+        resize: Resize::Exact { width: 128, height: 96 },
         crop: CropMode::None,
         crop_width: 128,
         crop_height: 96,
@@ -128,23 +99,13 @@ fn decodes_every_frame_of_vtest() {
     while let Some(f) = src.next_frame().unwrap() {
         assert_eq!(f.index, n);
         assert_eq!((f.width, f.height, f.data.len()), (768, 576, 768 * 576 * 3));
-        assert!(
-            f.pts_ms > last_pts,
-            "pts must increase: {} after {last_pts}",
-            f.pts_ms
-        );
+        assert!(f.pts_ms > last_pts, "pts must increase: {} after {last_pts}", f.pts_ms);
         last_pts = f.pts_ms;
         n += 1;
     }
     assert_eq!(n, 795);
-    assert!(
-        (last_pts - 794.0 * 100.0).abs() < 1.0,
-        "last pts {last_pts}"
-    );
-    assert!(
-        src.next_frame().unwrap().is_none(),
-        "end of file stays at the end"
-    );
+    assert!((last_pts - 794.0 * 100.0).abs() < 1.0, "last pts {last_pts}");
+    assert!(src.next_frame().unwrap().is_none(), "end of file stays at the end");
 }
 
 #[test]
@@ -156,17 +117,9 @@ fn decode_only_counts_vtest_frames() {
 
 #[test]
 fn missing_video_is_reported_as_missing() {
-    let err = OpenCvSource::open_file(Path::new("/nonexistent/clip.mp4"))
-        .err()
-        .unwrap();
-    assert!(
-        matches!(err, SourceError::Missing(ref p) if p == Path::new("/nonexistent/clip.mp4")),
-        "{err}"
-    );
-    assert!(matches!(
-        decode_only(Path::new("/nonexistent/clip.mp4")),
-        Err(SourceError::Missing(_))
-    ));
+    let err = OpenCvSource::open_file(Path::new("/nonexistent/clip.mp4")).err().unwrap();
+    assert!(matches!(err, SourceError::Missing(ref p) if p == Path::new("/nonexistent/clip.mp4")), "{err}");
+    assert!(matches!(decode_only(Path::new("/nonexistent/clip.mp4")), Err(SourceError::Missing(_))));
 }
 
 #[test]
@@ -196,23 +149,10 @@ fn truncated_video_is_reported_after_its_decodable_frames() {
             Err(e) => break e,
         }
     };
-    assert!(
-        matches!(
-            err,
-            SourceError::Truncated {
-                decoded: 1,
-                expected: 795,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert!(matches!(err, SourceError::Truncated { decoded: 1, expected: 795, .. }), "{err}");
     assert_eq!(frames, 1);
     assert!(err.to_string().contains("truncated.avi"), "{err}");
-    assert!(
-        src.next_frame().unwrap().is_none(),
-        "the error is reported once"
-    );
+    assert!(src.next_frame().unwrap().is_none(), "the error is reported once");
 }
 
 #[test]
@@ -223,10 +163,7 @@ fn video_with_a_header_and_no_frame_data_has_no_frames() {
     let bytes = std::fs::read(vtest()).unwrap();
     std::fs::write(&p, &bytes[..4 * 1024]).unwrap();
     let err = OpenCvSource::open_file(&p).err().unwrap();
-    assert!(
-        matches!(err, SourceError::NoFrames { .. } | SourceError::Open { .. }),
-        "{err}"
-    );
+    assert!(matches!(err, SourceError::NoFrames { .. } | SourceError::Open { .. }), "{err}");
     assert!(err.to_string().contains("header_only.avi"), "{err}");
 }
 
@@ -234,15 +171,10 @@ fn video_with_a_header_and_no_frame_data_has_no_frames() {
 fn garbage_video_cannot_be_opened() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("garbage.mp4");
-    let garbage: Vec<u8> = (0..64 * 1024u32)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
-        .collect();
+    let garbage: Vec<u8> = (0..64 * 1024u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
     std::fs::write(&p, garbage).unwrap();
     let err = OpenCvSource::open_file(&p).err().unwrap();
-    assert!(
-        matches!(err, SourceError::Open { .. } | SourceError::NoFrames { .. }),
-        "{err}"
-    );
+    assert!(matches!(err, SourceError::Open { .. } | SourceError::NoFrames { .. }), "{err}");
     assert!(err.to_string().contains("garbage.mp4"), "{err}");
 }
 
@@ -255,9 +187,7 @@ fn directory_is_not_a_video() {
 
 #[test]
 fn url_errors_name_the_camera_not_the_url() {
-    let err = OpenCvSource::open_url("rtsp://admin:s3cret@127.0.0.1:9/none", "cam-7")
-        .err()
-        .unwrap();
+    let err = OpenCvSource::open_url("rtsp://admin:s3cret@127.0.0.1:9/none", "cam-7").err().unwrap();
     let msg = err.to_string();
     assert!(msg.contains("cam-7"), "{msg}");
     assert!(!msg.contains("s3cret"), "credentials leaked: {msg}");
@@ -272,27 +202,16 @@ fn ten_frame_video_yields_one_loop_padded_snippet() {
     let snippets = snippets_of(&video, gray_recipe());
     assert_eq!(snippets.len(), 1);
     let s = &snippets[0];
-    assert_eq!(
-        (s.index, s.first_frame, s.last_frame, s.real_frames),
-        (0, 0, 9, 10)
-    );
+    assert_eq!((s.index, s.first_frame, s.last_frame, s.real_frames), (0, 0, 9, 10));
     assert_eq!(s.clip.shape(), &[1, 1, 16, 96, 128]);
     assert!((s.end_ms - 9.0 * 40.0).abs() < 1.0, "end {}", s.end_ms);
     for t in 10..16 {
         let padded = s.clip.slice(ndarray::s![.., .., t, .., ..]);
         let source = s.clip.slice(ndarray::s![.., .., t - 10, .., ..]);
-        assert_eq!(
-            padded,
-            source,
-            "frame slot {t} must repeat frame {}",
-            t - 10
-        );
+        assert_eq!(padded, source, "frame slot {t} must repeat frame {}", t - 10);
     }
     // testsrc changes from frame to frame, so padding really repeated earlier frames.
-    assert_ne!(
-        s.clip.slice(ndarray::s![.., .., 0, .., ..]),
-        s.clip.slice(ndarray::s![.., .., 1, .., ..])
-    );
+    assert_ne!(s.clip.slice(ndarray::s![.., .., 0, .., ..]), s.clip.slice(ndarray::s![.., .., 1, .., ..]));
 }
 
 // ---------------------------------------------------------------- features
@@ -328,22 +247,15 @@ fn mean_pool_features_match_hand_computed_block_means() {
     let mut ex = OnnxExtractor::load(&mean_pool_spec(), &fixtures(), 1).unwrap();
     assert_eq!(ex.dim(), 256);
     // 3 clips with max_batch 2: two runs, the second with one clip.
-    let clips = Array5::from_shape_fn((3, 1, 16, 96, 128), |(n, _, t, y, x)| {
-        (n * 1000 + t * 7 + y * 3 + x) as f32 / 100.0
-    });
+    let clips =
+        Array5::from_shape_fn((3, 1, 16, 96, 128), |(n, _, t, y, x)| (n * 1000 + t * 7 + y * 3 + x) as f32 / 100.0);
     let feats = ex.extract(clips.view()).unwrap();
     assert_eq!(feats.shape(), &[3, 256]);
     let mut want = Array2::<f32>::zeros((3, 256));
     for n in 0..3 {
         for gy in 0..16 {
             for gx in 0..16 {
-                let block = clips.slice(ndarray::s![
-                    n,
-                    0,
-                    ..,
-                    gy * 6..gy * 6 + 6,
-                    gx * 8..gx * 8 + 8
-                ]);
+                let block = clips.slice(ndarray::s![n, 0, .., gy * 6..gy * 6 + 6, gx * 8..gx * 8 + 8]);
                 want[[n, gy * 16 + gx]] = block.mean().unwrap();
             }
         }
@@ -354,36 +266,23 @@ fn mean_pool_features_match_hand_computed_block_means() {
     // Hand check of one value: clip 1, cell (0, 0): mean over t, y < 6, x < 8 of
     // (1000 + 7t + 3y + x) / 100 = (1000 + 7 * 7.5 + 3 * 2.5 + 3.5) / 100.
     assert!((feats[[1, 0]] - 10.635).abs() < 1e-3, "{}", feats[[1, 0]]);
-    let empty = ex
-        .extract(Array5::zeros((0, 1, 16, 96, 128)).view())
-        .unwrap();
+    let empty = ex.extract(Array5::zeros((0, 1, 16, 96, 128)).view()).unwrap();
     assert_eq!(empty.shape(), &[0, 256]);
 }
 
 #[test]
 fn clips_of_the_wrong_shape_are_refused() {
     let mut ex = OnnxExtractor::load(&mean_pool_spec(), &fixtures(), 1).unwrap();
-    let err = ex
-        .extract(Array5::zeros((1, 1, 8, 96, 128)).view())
-        .unwrap_err();
+    let err = ex.extract(Array5::zeros((1, 1, 8, 96, 128)).view()).unwrap_err();
     assert!(matches!(err, FeatureError::Run(_)), "{err}");
     assert!(err.to_string().contains("mean_pool.onnx"), "{err}");
 }
 
 #[test]
 fn model_shape_mismatch_names_file_tensor_and_dims() {
-    let spec = ExtractorSpec {
-        file: "wrong_shape.onnx".into(),
-        ..mean_pool_spec()
-    };
+    let spec = ExtractorSpec { file: "wrong_shape.onnx".into(), ..mean_pool_spec() };
     let msg = model_err(OnnxExtractor::load(&spec, &fixtures(), 1));
-    for needle in [
-        "wrong_shape.onnx",
-        "`clip`",
-        "[-1, 1, 8, 96, 128]",
-        "[-1, 1, 16, 96, 128]",
-        "dim 2: 8 != 16",
-    ] {
+    for needle in ["wrong_shape.onnx", "`clip`", "[-1, 1, 8, 96, 128]", "[-1, 1, 16, 96, 128]", "dim 2: 8 != 16"] {
         assert!(msg.contains(needle), "missing {needle:?} in: {msg}");
     }
 }
@@ -391,11 +290,7 @@ fn model_shape_mismatch_names_file_tensor_and_dims() {
 #[test]
 fn fixed_spec_dims_accept_dynamic_model_dims() {
     // The model's batch is dynamic; a spec that fixes it to 4 still loads.
-    let spec = ExtractorSpec {
-        input_shape: vec![4, 1, 16, 96, 128],
-        output_shape: vec![4, 256],
-        ..mean_pool_spec()
-    };
+    let spec = ExtractorSpec { input_shape: vec![4, 1, 16, 96, 128], output_shape: vec![4, 256], ..mean_pool_spec() };
     let mut ex = OnnxExtractor::load(&spec, &fixtures(), 1).unwrap();
     assert_eq!(ex.batch(), 4);
     // 5 clips with a fixed batch of 4: the second run is padded, its padding discarded.
@@ -407,78 +302,44 @@ fn fixed_spec_dims_accept_dynamic_model_dims() {
 
 #[test]
 fn wrong_tensor_names_list_the_real_ones() {
-    let spec = ExtractorSpec {
-        input: "video".into(),
-        ..mean_pool_spec()
-    };
+    let spec = ExtractorSpec { input: "video".into(), ..mean_pool_spec() };
     let msg = model_err(OnnxExtractor::load(&spec, &fixtures(), 1));
     assert!(msg.contains("`video`") && msg.contains("`clip`"), "{msg}");
-    let spec = ExtractorSpec {
-        output: "logits".into(),
-        ..mean_pool_spec()
-    };
+    let spec = ExtractorSpec { output: "logits".into(), ..mean_pool_spec() };
     let msg = model_err(OnnxExtractor::load(&spec, &fixtures(), 1));
-    assert!(
-        msg.contains("`logits`") && msg.contains("`features`"),
-        "{msg}"
-    );
+    assert!(msg.contains("`logits`") && msg.contains("`features`"), "{msg}");
 }
 
 #[test]
 fn corrupt_and_non_onnx_files_are_model_errors() {
-    let spec = ExtractorSpec {
-        file: "corrupt.onnx".into(),
-        ..mean_pool_spec()
-    };
+    let spec = ExtractorSpec { file: "corrupt.onnx".into(), ..mean_pool_spec() };
     let msg = model_err(OnnxExtractor::load(&spec, &fixtures(), 1));
     assert!(msg.contains("corrupt.onnx"), "{msg}");
 
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("notes.onnx"),
-        "these are my notes, not a model\n",
-    )
-    .unwrap();
-    let spec = ExtractorSpec {
-        file: "notes.onnx".into(),
-        ..mean_pool_spec()
-    };
+    std::fs::write(dir.path().join("notes.onnx"), "these are my notes, not a model\n").unwrap();
+    let spec = ExtractorSpec { file: "notes.onnx".into(), ..mean_pool_spec() };
     let msg = model_err(OnnxExtractor::load(&spec, dir.path(), 1));
     assert!(msg.contains("notes.onnx"), "{msg}");
 }
 
 #[test]
 fn missing_model_file_is_named() {
-    let spec = ExtractorSpec {
-        file: "nope.onnx".into(),
-        ..mean_pool_spec()
-    };
+    let spec = ExtractorSpec { file: "nope.onnx".into(), ..mean_pool_spec() };
     let msg = model_err(OnnxExtractor::load(&spec, &fixtures(), 1));
-    assert!(
-        msg.contains("nope.onnx") && msg.contains("not found"),
-        "{msg}"
-    );
+    assert!(msg.contains("nope.onnx") && msg.contains("not found"), "{msg}");
 }
 
 #[test]
 fn sha256_is_checked() {
     let bytes = std::fs::read(fixtures().join("mean_pool.onnx")).unwrap();
     let real = sha256_hex(&bytes);
-    let good = ExtractorSpec {
-        sha256: Some(real.to_uppercase()),
-        ..mean_pool_spec()
-    };
+    let good = ExtractorSpec { sha256: Some(real.to_uppercase()), ..mean_pool_spec() };
     OnnxExtractor::load(&good, &fixtures(), 1).unwrap();
     let wrong = "0".repeat(64);
-    let bad = ExtractorSpec {
-        sha256: Some(wrong.clone()),
-        ..mean_pool_spec()
-    };
+    let bad = ExtractorSpec { sha256: Some(wrong.clone()), ..mean_pool_spec() };
     let msg = model_err(OnnxExtractor::load(&bad, &fixtures(), 1));
-    assert!(
-        msg.contains(&wrong) && msg.contains(&real),
-        "both hashes expected in: {msg}"
-    );
+    assert!(msg.contains(&wrong) && msg.contains(&real), "both hashes expected in: {msg}");
 }
 
 /// W[c, j] of `i3d_like.onnx` (see scripts/make_test_onnx.py).
@@ -491,19 +352,8 @@ fn i3d_recipe_end_to_end_gives_ten_crop_features() {
     let dir = tempfile::tempdir().unwrap();
     let video = ffmpeg_video(dir.path(), "i3d.avi", 20, "320x240");
     let snippets = snippets_of(&video, i3d_recipe());
-    assert_eq!(
-        snippets.len(),
-        2,
-        "20 frames = one full snippet + one padded"
-    );
-    assert_eq!(
-        (
-            snippets[1].real_frames,
-            snippets[1].first_frame,
-            snippets[1].last_frame
-        ),
-        (4, 16, 19)
-    );
+    assert_eq!(snippets.len(), 2, "20 frames = one full snippet + one padded");
+    assert_eq!((snippets[1].real_frames, snippets[1].first_frame, snippets[1].last_frame), (4, 16, 19));
     let spec = ExtractorSpec {
         file: "i3d_like.onnx".into(),
         sha256: None,
@@ -526,15 +376,9 @@ fn i3d_recipe_end_to_end_gives_ten_crop_features() {
                 })
                 .collect();
             for j in [0, 1, 777, 2047] {
-                let want: f64 = (0..3)
-                    .map(|c| means[c] * f64::from(i3d_like_weight(c, j)))
-                    .sum();
+                let want: f64 = (0..3).map(|c| means[c] * f64::from(i3d_like_weight(c, j))).sum();
                 let got = f64::from(feats[[crop, j]]);
-                assert!(
-                    (got - want).abs() < 1e-3,
-                    "snippet {} crop {crop} feature {j}: {got} vs {want}",
-                    s.index
-                );
+                assert!((got - want).abs() < 1e-3, "snippet {} crop {crop} feature {j}: {got} vs {want}", s.index);
             }
         }
         // Flipped crops hold the same pixels, so their channel means (and features) match.
@@ -553,10 +397,7 @@ fn i3d_recipe_end_to_end_gives_ten_crop_features() {
 fn throughput() {
     let path = vtest();
     let (frames, secs) = decode_only(&path).unwrap();
-    println!(
-        "decode_only (OpenCV grab+retrieve):  {frames} frames, {:.0} fps",
-        frames as f64 / secs
-    );
+    println!("decode_only (OpenCV grab+retrieve):  {frames} frames, {:.0} fps", frames as f64 / secs);
 
     // Frames are dropped as they come (as the pipeline does once a frame is prepared), keeping
     // the first 100 for the preprocessing figures below.
@@ -571,24 +412,14 @@ fn throughput() {
         }
     }
     let secs = start.elapsed().as_secs_f64();
-    println!(
-        "OpenCvSource::next_frame (owned copy): {n} frames, {:.0} fps",
-        n as f64 / secs
-    );
+    println!("OpenCvSource::next_frame (owned copy): {n} frames, {:.0} fps", n as f64 / secs);
     let threads = std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Threads:"))
-                .map(str::to_string)
-        });
+        .and_then(|s| s.lines().find(|l| l.starts_with("Threads:")).map(str::to_string));
     println!("process threads with one capture open: {threads:?}");
     drop(src);
 
-    for (name, recipe) in [
-        ("default gray 128x96 area", gray_recipe()),
-        ("I3D ten-crop 224", i3d_recipe()),
-    ] {
+    for (name, recipe) in [("default gray 128x96 area", gray_recipe()), ("I3D ten-crop 224", i3d_recipe())] {
         let pre = Preprocessor::try_new(recipe).unwrap();
         let start = Instant::now();
         let mut sink = 0.0f32;
@@ -596,9 +427,6 @@ fn throughput() {
             sink += pre.prepare(f).unwrap().data[0];
         }
         let secs = start.elapsed().as_secs_f64();
-        println!(
-            "prepare {name} (768x576 BGR, 1 thread): {:.0} fps ({sink})",
-            decoded.len() as f64 / secs
-        );
+        println!("prepare {name} (768x576 BGR, 1 thread): {:.0} fps ({sink})", decoded.len() as f64 / secs);
     }
 }

@@ -38,30 +38,19 @@ fn event(i: u32) -> AlertEvent {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !ok() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
         std::thread::sleep(Duration::from_millis(20));
     }
 }
 
 fn mosquitto_bin() -> PathBuf {
-    for p in [
-        "/usr/sbin/mosquitto",
-        "/usr/local/sbin/mosquitto",
-        "/usr/bin/mosquitto",
-    ] {
+    for p in ["/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto", "/usr/bin/mosquitto"] {
         if Path::new(p).exists() {
             return PathBuf::from(p);
         }
@@ -97,34 +86,26 @@ impl Broker {
                 if i == 0 {
                     cmd.arg("-c");
                 }
-                let st =
-                    cmd.arg("-b").arg(&pw).arg(u).arg(p).status().expect(
-                        "mosquitto_passwd (package mosquitto) is needed for the password test",
-                    );
+                let st = cmd
+                    .arg("-b")
+                    .arg(&pw)
+                    .arg(u)
+                    .arg(p)
+                    .status()
+                    .expect("mosquitto_passwd (package mosquitto) is needed for the password test");
                 assert!(st.success(), "mosquitto_passwd failed");
             }
-            conf.push_str(&format!(
-                "allow_anonymous false\npassword_file {}\n",
-                pw.display()
-            ));
+            conf.push_str(&format!("allow_anonymous false\npassword_file {}\n", pw.display()));
         }
         // As root, mosquitto would switch to user `mosquitto`, who cannot read the temp dir.
         // SAFETY-free check: `id -u` tells whether we are root.
-        let root = Command::new("id")
-            .arg("-u")
-            .output()
-            .map(|o| o.stdout.starts_with(b"0"))
-            .unwrap_or(false);
+        let root = Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0")).unwrap_or(false);
         if root {
             conf.push_str("user root\n");
         }
         let port: u16 = conf.split_whitespace().nth(1).unwrap().parse().unwrap();
         std::fs::write(dir.path().join("mosquitto.conf"), conf).unwrap();
-        let mut b = Broker {
-            port,
-            dir,
-            child: None,
-        };
+        let mut b = Broker { port, dir, child: None };
         b.restart();
         b
     }
@@ -132,11 +113,8 @@ impl Broker {
     /// (Re)starts on the same port and config; waits until it accepts connections.
     fn restart(&mut self) {
         assert!(self.child.is_none(), "broker already running");
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.path().join("mosquitto.log"))
-            .unwrap();
+        let log =
+            std::fs::OpenOptions::new().create(true).append(true).open(self.dir.path().join("mosquitto.log")).unwrap();
         let child = Command::new(mosquitto_bin())
             .arg("-c")
             .arg(self.dir.path().join("mosquitto.conf"))
@@ -161,10 +139,7 @@ impl Broker {
         let Some(mut c) = self.child.take() else {
             return;
         };
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(c.id().to_string())
-            .status();
+        let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = c.try_wait() {
@@ -232,11 +207,8 @@ impl Subscriber {
                             c.fetch_add(1, Ordering::Relaxed);
                         }
                         Ok(Ok(Event::Incoming(Packet::Publish(p)))) => {
-                            let _ = tx.send(Msg {
-                                topic: p.topic.clone(),
-                                payload: p.payload.to_vec(),
-                                retain: p.retain,
-                            });
+                            let _ =
+                                tx.send(Msg { topic: p.topic.clone(), payload: p.payload.to_vec(), retain: p.retain });
                         }
                         Ok(Err(_)) => std::thread::sleep(Duration::from_millis(100)),
                         _ => {}
@@ -244,33 +216,17 @@ impl Subscriber {
                 }
             })
             .unwrap();
-        let sub = Subscriber {
-            rx,
-            stop,
-            connected,
-            thread: Some(thread),
-        };
-        wait_until("the subscriber's SUBACK", Duration::from_secs(10), || {
-            sub.connected.load(Ordering::Relaxed) > 0
-        });
+        let sub = Subscriber { rx, stop, connected, thread: Some(thread) };
+        wait_until("the subscriber's SUBACK", Duration::from_secs(10), || sub.connected.load(Ordering::Relaxed) > 0);
         sub
     }
 
     /// Collects messages until `done(all so far)` or the timeout (then panics with them).
-    fn collect_until(
-        &self,
-        timeout: Duration,
-        seen: &mut Vec<Msg>,
-        mut done: impl FnMut(&[Msg]) -> bool,
-    ) {
+    fn collect_until(&self, timeout: Duration, seen: &mut Vec<Msg>, mut done: impl FnMut(&[Msg]) -> bool) {
         let deadline = Instant::now() + timeout;
         while !done(seen) {
             let left = deadline.saturating_duration_since(Instant::now());
-            assert!(
-                !left.is_zero(),
-                "timed out after {timeout:?}; got {:#?}",
-                summary(seen)
-            );
+            assert!(!left.is_zero(), "timed out after {timeout:?}; got {:#?}", summary(seen));
             if let Ok(m) = self.rx.recv_timeout(left.min(Duration::from_millis(100))) {
                 seen.push(m);
             }
@@ -288,9 +244,7 @@ impl Drop for Subscriber {
 }
 
 fn summary(msgs: &[Msg]) -> Vec<String> {
-    msgs.iter()
-        .map(|m| format!("{} {}", m.topic, String::from_utf8_lossy(&m.payload)))
-        .collect()
+    msgs.iter().map(|m| format!("{} {}", m.topic, String::from_utf8_lossy(&m.payload))).collect()
 }
 
 /// Alert ids received on `vigil/cam1/alert`, first occurrences only (duplicates are allowed).
@@ -312,10 +266,7 @@ fn ids(range: std::ops::RangeInclusive<u32>) -> Vec<String> {
 fn mqtt_config(port: u16, creds: Option<(&str, &str)>) -> MqttConfig {
     let text = format!("host = \"127.0.0.1\"\nport = {port}\nclient_id = \"vigil-test\"\n");
     let mut cfg: MqttConfig = toml::from_str(&text).unwrap();
-    cfg.reconnect = Backoff {
-        initial: Duration::from_millis(50),
-        max: Duration::from_millis(300),
-    };
+    cfg.reconnect = Backoff { initial: Duration::from_millis(50), max: Duration::from_millis(300) };
     if let Some((u, p)) = creds {
         cfg.username = Some(u.into());
         cfg.password = Some(Secret::new(p));
@@ -324,10 +275,8 @@ fn mqtt_config(port: u16, creds: Option<(&str, &str)>) -> MqttConfig {
 }
 
 fn outbox_files(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
+    let mut v: Vec<String> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     v.sort();
     v
 }
@@ -340,25 +289,18 @@ fn mqtt_delivers_every_alert_in_order_across_a_broker_restart() {
     let metrics = Metrics::new(["cam1"], ["mqtt"]);
     let mut ob = Outbox::open(out.path().join("mqtt"), 1000).unwrap();
     ob.set_metrics(metrics.sink("mqtt").unwrap());
-    let mut sink =
-        MqttSink::start(&mqtt_config(broker.port, None), ob, metrics.sink("mqtt")).unwrap();
+    let mut sink = MqttSink::start(&mqtt_config(broker.port, None), ob, metrics.sink("mqtt")).unwrap();
     sink.camera_status("cam1", true);
     let mut seen = Vec::new();
     for i in 1..=3 {
         sink.send(&event(i)).unwrap();
     }
-    sub.collect_until(Duration::from_secs(10), &mut seen, |m| {
-        alert_ids(m).len() >= 3
-    });
+    sub.collect_until(Duration::from_secs(10), &mut seen, |m| alert_ids(m).len() >= 3);
     assert_eq!(alert_ids(&seen), ids(1..=3));
     sub.collect_until(Duration::from_secs(5), &mut seen, |m| {
-        m.iter().any(|m| m.topic == "vigil/daemon/status")
-            && m.iter().any(|m| m.topic == "vigil/cam1/status")
+        m.iter().any(|m| m.topic == "vigil/daemon/status") && m.iter().any(|m| m.topic == "vigil/cam1/status")
     });
-    let status = seen
-        .iter()
-        .find(|m| m.topic == "vigil/cam1/status")
-        .unwrap();
+    let status = seen.iter().find(|m| m.topic == "vigil/cam1/status").unwrap();
     let v: serde_json::Value = serde_json::from_slice(&status.payload).unwrap();
     assert_eq!(v["status"], "online");
     assert!(v["timestamp"].as_f64().unwrap() > 1.6e9);
@@ -377,9 +319,7 @@ fn mqtt_delivers_every_alert_in_order_across_a_broker_restart() {
     // Broker back on the same port: all of them arrive, in order, and the outbox empties.
     broker.restart();
     sink.flush(Duration::from_secs(20)).unwrap();
-    sub.collect_until(Duration::from_secs(15), &mut seen, |m| {
-        alert_ids(m).len() >= 8
-    });
+    sub.collect_until(Duration::from_secs(15), &mut seen, |m| alert_ids(m).len() >= 8);
     assert_eq!(alert_ids(&seen), ids(1..=8));
     assert!(outbox_files(&out.path().join("mqtt")).is_empty());
     let m = metrics.sink("mqtt").unwrap();
@@ -390,10 +330,7 @@ fn mqtt_delivers_every_alert_in_order_across_a_broker_restart() {
     // A clean shutdown marks the daemon offline (retained).
     drop(sink);
     sub.collect_until(Duration::from_secs(5), &mut seen, |m| {
-        m.iter().any(|m| {
-            m.topic == "vigil/daemon/status"
-                && String::from_utf8_lossy(&m.payload).contains("offline")
-        })
+        m.iter().any(|m| m.topic == "vigil/daemon/status" && String::from_utf8_lossy(&m.payload).contains("offline"))
     });
 }
 
@@ -410,22 +347,13 @@ fn mqtt_with_password_delivers_a_previous_runs_outbox() {
         }
         std::fs::write(dir.join("00000000000000000004-alert-04.json.tmp"), b"{").unwrap();
     }
-    let sub = Subscriber::start(
-        broker.port,
-        "test-sub-auth",
-        Some(("watcher", "pw-watcher")),
-    );
+    let sub = Subscriber::start(broker.port, "test-sub-auth", Some(("watcher", "pw-watcher")));
 
     // Wrong password: nothing is delivered, nothing is lost.
     {
         let ob = Outbox::open(&dir, 1000).unwrap();
         assert_eq!(ob.depth(), 3, "the temp file is not an event");
-        let mut bad = MqttSink::start(
-            &mqtt_config(broker.port, Some(("vigil", "wrong"))),
-            ob,
-            None,
-        )
-        .unwrap();
+        let mut bad = MqttSink::start(&mqtt_config(broker.port, Some(("vigil", "wrong"))), ob, None).unwrap();
         std::thread::sleep(Duration::from_millis(500));
         assert_eq!(bad.depth(), 3);
         assert!(bad.flush(Duration::from_millis(10)).is_err());
@@ -433,17 +361,12 @@ fn mqtt_with_password_delivers_a_previous_runs_outbox() {
     assert_eq!(outbox_files(&dir).len(), 3);
 
     let mut cfg = mqtt_config(broker.port, Some(("vigil", "pw-vigil")));
-    cfg.scores = MqttScores {
-        enabled: true,
-        max_rate_hz: 2.0,
-    };
+    cfg.scores = MqttScores { enabled: true, max_rate_hz: 2.0 };
     let ob = Outbox::open(&dir, 1000).unwrap();
     let mut set = SinkSet::new(vec![Box::new(MqttSink::start(&cfg, ob, None).unwrap())]);
     set.send(&event(4)).unwrap();
     let mut seen = Vec::new();
-    sub.collect_until(Duration::from_secs(10), &mut seen, |m| {
-        alert_ids(m).len() >= 4
-    });
+    sub.collect_until(Duration::from_secs(10), &mut seen, |m| alert_ids(m).len() >= 4);
     assert_eq!(alert_ids(&seen), ids(1..=4));
     set.flush(Duration::from_secs(5)).unwrap();
     assert!(outbox_files(&dir).is_empty());
@@ -453,22 +376,13 @@ fn mqtt_with_password_delivers_a_previous_runs_outbox() {
     for k in 0..20 {
         set.score("cam1", f64::from(k) * 0.1, 0.5);
     }
-    sub.collect_until(Duration::from_secs(5), &mut seen, |m| {
-        m.iter().any(|m| m.topic == "vigil/cam1/score")
-    });
+    sub.collect_until(Duration::from_secs(5), &mut seen, |m| m.iter().any(|m| m.topic == "vigil/cam1/score"));
     std::thread::sleep(Duration::from_millis(200));
     while let Ok(m) = sub.rx.try_recv() {
         seen.push(m);
     }
-    let scores: Vec<&Msg> = seen
-        .iter()
-        .filter(|m| m.topic == "vigil/cam1/score")
-        .collect();
-    assert_eq!(
-        scores.len(),
-        1,
-        "20 scores within 2 ms at 2 Hz give one message"
-    );
+    let scores: Vec<&Msg> = seen.iter().filter(|m| m.topic == "vigil/cam1/score").collect();
+    assert_eq!(scores.len(), 1, "20 scores within 2 ms at 2 Hz give one message");
     assert!(!scores[0].retain);
     let v: serde_json::Value = serde_json::from_slice(&scores[0].payload).unwrap();
     assert_eq!(v["camera"], "cam1");
@@ -505,12 +419,7 @@ impl Receiver500 {
                 let _ = rq.respond(tiny_http::Response::from_string("").with_status_code(code));
             }
         });
-        Receiver500 {
-            addr,
-            bodies,
-            server,
-            thread: Some(thread),
-        }
+        Receiver500 { addr, bodies, server, thread: Some(thread) }
     }
 }
 
@@ -531,10 +440,7 @@ fn webhook_retries_with_backoff_and_delivers_in_order() {
         url: UrlString::new(format!("http://{}/hook", rx.addr)),
         headers: [("Authorization".to_string(), Secret::new("Bearer t0k3n"))].into(),
         timeout: Duration::from_secs(2),
-        retry: Backoff {
-            initial: Duration::from_millis(20),
-            max: Duration::from_millis(100),
-        },
+        retry: Backoff { initial: Duration::from_millis(20), max: Duration::from_millis(100) },
     };
     assert!(!format!("{cfg:?}").contains("t0k3n"));
     let ob = Outbox::open(out.path().join("webhook"), 100).unwrap();
@@ -546,9 +452,7 @@ fn webhook_retries_with_backoff_and_delivers_in_order() {
     let got = rx.bodies.lock().unwrap().clone();
     // One request at a time: three failures of the first event, then one success each.
     assert_eq!(got.len(), 7, "{got:#?}");
-    assert!(got[..3]
-        .iter()
-        .all(|(c, id, _)| *c == 500 && id == "alert-01"));
+    assert!(got[..3].iter().all(|(c, id, _)| *c == 500 && id == "alert-01"));
     let delivered: Vec<String> = got
         .iter()
         .filter(|(c, _, _)| *c == 200)
@@ -571,10 +475,7 @@ fn webhook_keeps_events_while_the_receiver_is_down() {
     let mut sink = WebhookSink::start(&cfg, ob, None).unwrap();
     sink.send(&event(1)).unwrap();
     sink.send(&event(2)).unwrap();
-    let err = sink
-        .flush(Duration::from_millis(300))
-        .unwrap_err()
-        .to_string();
+    let err = sink.flush(Duration::from_millis(300)).unwrap_err().to_string();
     assert!(err.contains("2 events still undelivered"), "{err}");
     drop(sink);
     assert_eq!(Outbox::open(out.path(), 100).unwrap().depth(), 2);
@@ -595,10 +496,7 @@ fn outbox_requeues_in_order_after_reopen_and_refuses_when_full() {
     let pending: Vec<String> = ob.pending().map(|e| e.id.clone()).collect();
     assert_eq!(pending, ids(2..=3));
     let next = ob.push(&event(5)).unwrap();
-    assert!(
-        next > seqs[2],
-        "sequence numbers keep growing across restarts"
-    );
+    assert!(next > seqs[2], "sequence numbers keep growing across restarts");
     let first = ob.get(0).unwrap().clone();
     let ev: AlertEvent = serde_json::from_slice(&ob.read(&first).unwrap()).unwrap();
     assert_eq!(ev, event(2));
@@ -618,22 +516,15 @@ fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
 #[test]
 fn telemetry_serves_metrics_health_and_readiness() {
     let metrics = Metrics::new(["cam1", "cam-2"], ["mqtt", "webhook"]);
-    let server =
-        TelemetryServer::start("127.0.0.1:0".parse().unwrap(), Arc::clone(&metrics)).unwrap();
+    let server = TelemetryServer::start("127.0.0.1:0".parse().unwrap(), Arc::clone(&metrics)).unwrap();
     let addr = server.local_addr();
     assert_ne!(addr.port(), 0, "the bound port is reported");
     let cam = metrics.camera("cam1").unwrap();
     cam.frames_in.fetch_add(42, Ordering::Relaxed);
     cam.alerts.fetch_add(2, Ordering::Relaxed);
     cam.up.store(true, Ordering::Relaxed);
-    metrics
-        .stage(Stage::Score)
-        .observe(Duration::from_millis(120));
-    metrics
-        .sink("mqtt")
-        .unwrap()
-        .enqueued
-        .fetch_add(3, Ordering::Relaxed);
+    metrics.stage(Stage::Score).observe(Duration::from_millis(120));
+    metrics.sink("mqtt").unwrap().enqueued.fetch_add(3, Ordering::Relaxed);
 
     assert_eq!(http_get(addr, "/healthz").0, 200);
     assert_eq!(http_get(addr, "/readyz").0, 503);
@@ -652,10 +543,7 @@ fn telemetry_serves_metrics_health_and_readiness() {
         "# TYPE vigil_stage_latency_seconds histogram",
         "vigil_ready 0",
     ] {
-        assert!(
-            body.lines().any(|l| l == line),
-            "missing line {line:?} in:\n{body}"
-        );
+        assert!(body.lines().any(|l| l == line), "missing line {line:?} in:\n{body}");
     }
     // Every sample line is `name{labels} value` with a numeric value.
     for l in body.lines().filter(|l| !l.starts_with('#')) {

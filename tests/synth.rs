@@ -10,12 +10,8 @@ use vigil::synth::{decode_digest, generate, SynthOptions, SynthSize};
 const VTEST: &str = "/usr/share/doc/opencv-doc/examples/data/vtest.avi";
 
 fn make(dir: &Path, seed: u64) -> vigil::synth::SynthSummary {
-    let opts = SynthOptions {
-        out: dir.to_path_buf(),
-        seed,
-        size: SynthSize::Small,
-        source_video: PathBuf::from(VTEST),
-    };
+    let opts =
+        SynthOptions { out: dir.to_path_buf(), seed, size: SynthSize::Small, source_video: PathBuf::from(VTEST) };
     let mut calls = 0;
     let s = generate(&opts, &mut |done, total| {
         calls += 1;
@@ -71,10 +67,7 @@ fn npy_f64(path: &Path) -> Vec<f64> {
     assert_eq!((10 + hl) % 64, 0, "header 64-byte aligned");
     let header = std::str::from_utf8(&b[10..10 + hl]).unwrap();
     assert!(header.contains("'descr': '<f8'"), "{header}");
-    b[10 + hl..]
-        .chunks_exact(8)
-        .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
-        .collect()
+    b[10 + hl..].chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect()
 }
 
 #[test]
@@ -88,10 +81,7 @@ fn small_benchmark_is_complete_consistent_and_deterministic() {
     let c = tempfile::tempdir().unwrap();
     let t = std::time::Instant::now();
     let sa = make(a.path(), 42);
-    eprintln!(
-        "small generation: {:.1} s, {sa:?}",
-        t.elapsed().as_secs_f64()
-    );
+    eprintln!("small generation: {:.1} s, {sa:?}", t.elapsed().as_secs_f64());
     let sb = make(b.path(), 42);
     assert_eq!(sa.frames, sb.frames);
 
@@ -105,19 +95,11 @@ fn small_benchmark_is_complete_consistent_and_deterministic() {
         "gt-test.npy".into(),
     ];
     for r in rs.iter().filter(|r| r.split == "test") {
-        let stem = Path::new(&r.video)
-            .file_stem()
-            .unwrap()
-            .to_string_lossy()
-            .to_string();
+        let stem = Path::new(&r.video).file_stem().unwrap().to_string_lossy().to_string();
         names.push(format!("gt/{stem}.json"));
     }
     for n in &names {
-        assert_eq!(
-            read(&a.path().join(n)),
-            read(&b.path().join(n)),
-            "{n} differs between runs"
-        );
+        assert_eq!(read(&a.path().join(n)), read(&b.path().join(n)), "{n} differs between runs");
     }
     for r in rs.iter().take(3).chain(rs.iter().rev().take(3)) {
         let da = decode_digest(&a.path().join(&r.video)).unwrap();
@@ -127,24 +109,15 @@ fn small_benchmark_is_complete_consistent_and_deterministic() {
 
     // Another seed: different benchmark.
     make(c.path(), 43);
-    assert_ne!(
-        read(&a.path().join("labels.csv")),
-        read(&c.path().join("labels.csv"))
-    );
+    assert_ne!(read(&a.path().join("labels.csv")), read(&c.path().join("labels.csv")));
 
     // Lists: abnormal first, and exactly the split's videos.
     for split in ["train", "val", "test"] {
         let text = String::from_utf8(read(&a.path().join(format!("{split}.list")))).unwrap();
         let listed: Vec<&str> = text.lines().collect();
-        let labels: Vec<u8> = listed
-            .iter()
-            .map(|v| rs.iter().find(|r| r.video == *v).unwrap().label)
-            .collect();
+        let labels: Vec<u8> = listed.iter().map(|v| rs.iter().find(|r| r.video == *v).unwrap().label).collect();
         assert!(!labels.is_empty());
-        assert!(
-            labels.windows(2).all(|w| w[0] >= w[1]),
-            "{split}.list puts abnormal first: {labels:?}"
-        );
+        assert!(labels.windows(2).all(|w| w[0] >= w[1]), "{split}.list puts abnormal first: {labels:?}");
         assert!(labels.contains(&1) && labels.contains(&0));
         assert_eq!(listed.len(), rs.iter().filter(|r| r.split == split).count());
     }
@@ -159,11 +132,7 @@ fn small_benchmark_is_complete_consistent_and_deterministic() {
         let seg = &gt[at..at + padded];
         for (i, &g) in seg.iter().enumerate() {
             let f = i.min(r.frames - 1);
-            let want = if r.label == 1 && f >= r.start && f < r.end {
-                1.0
-            } else {
-                0.0
-            };
+            let want = if r.label == 1 && f >= r.start && f < r.end { 1.0 } else { 0.0 };
             assert_eq!(g, want, "{v} frame {i}");
         }
         if r.label == 1 {
@@ -171,11 +140,7 @@ fn small_benchmark_is_complete_consistent_and_deterministic() {
         }
         at += padded;
     }
-    assert_eq!(
-        at,
-        gt.len(),
-        "gt-test.npy length is the sum of padded test lengths"
-    );
+    assert_eq!(at, gt.len(), "gt-test.npy length is the sum of padded test lengths");
 
     // Every video decodes to its labelled frame count and size; every kind appears.
     for r in &rs {
@@ -183,11 +148,7 @@ fn small_benchmark_is_complete_consistent_and_deterministic() {
         assert_eq!(n, r.frames, "{}", r.video);
         assert_eq!((w, h), (160, 120), "{}", r.video);
     }
-    let kinds: BTreeSet<&str> = rs
-        .iter()
-        .filter(|r| r.label == 1)
-        .map(|r| r.kind.as_str())
-        .collect();
+    let kinds: BTreeSet<&str> = rs.iter().filter(|r| r.label == 1).map(|r| r.kind.as_str()).collect();
     for k in vigil::synth::EventKind::ALL {
         assert!(kinds.contains(k.name()), "kind {} missing", k.name());
     }
@@ -220,12 +181,7 @@ fn generate_to_env_dir() {
         Ok("full") => SynthSize::Full,
         _ => SynthSize::Small,
     };
-    let opts = SynthOptions {
-        out: out.into(),
-        seed: 1,
-        size,
-        source_video: PathBuf::from(VTEST),
-    };
+    let opts = SynthOptions { out: out.into(), seed: 1, size, source_video: PathBuf::from(VTEST) };
     let t = std::time::Instant::now();
     let s = generate(&opts, &mut |d, n| {
         if d % 20 == 0 || d == n {

@@ -27,13 +27,7 @@ pub struct AlertPolicy {
 
 impl Default for AlertPolicy {
     fn default() -> Self {
-        Self {
-            on: 0.6,
-            off: 0.4,
-            min_duration_s: 0.8,
-            hold_s: 2.0,
-            cooldown_s: 10.0,
-        }
+        Self { on: 0.6, off: 0.4, min_duration_s: 0.8, hold_s: 2.0, cooldown_s: 10.0 }
     }
 }
 
@@ -44,21 +38,13 @@ impl AlertPolicy {
             return Err(("on", format!("must be in (0, 1], got {}", self.on)));
         }
         if !(self.off >= 0.0 && self.off <= self.on) {
-            return Err((
-                "off",
-                format!("must be in [0, on = {}], got {}", self.on, self.off),
-            ));
+            return Err(("off", format!("must be in [0, on = {}], got {}", self.on, self.off)));
         }
-        for (key, v) in [
-            ("min_duration_s", self.min_duration_s),
-            ("hold_s", self.hold_s),
-            ("cooldown_s", self.cooldown_s),
-        ] {
+        for (key, v) in
+            [("min_duration_s", self.min_duration_s), ("hold_s", self.hold_s), ("cooldown_s", self.cooldown_s)]
+        {
             if !(v.is_finite() && v >= 0.0) {
-                return Err((
-                    key,
-                    format!("must be a finite number of seconds >= 0, got {v}"),
-                ));
+                return Err((key, format!("must be a finite number of seconds >= 0, got {v}")));
             }
         }
         Ok(())
@@ -132,11 +118,7 @@ struct Peak {
 
 impl Peak {
     fn of(o: &Observation) -> Self {
-        Peak {
-            score: o.score,
-            snippet: o.snippet,
-            frame: (o.first_frame + o.last_frame) / 2,
-        }
+        Peak { score: o.score, snippet: o.snippet, frame: (o.first_frame + o.last_frame) / 2 }
     }
     fn update(&mut self, o: &Observation) {
         if o.score > self.score {
@@ -148,20 +130,9 @@ impl Peak {
 #[derive(Debug, Clone)]
 enum State {
     Idle,
-    Rising {
-        since: Observation,
-        peak: Peak,
-    },
-    Active {
-        id: String,
-        since: Observation,
-        last_above: Observation,
-        below_since: Option<Observation>,
-        peak: Peak,
-    },
-    Cooldown {
-        until_ms: f64,
-    },
+    Rising { since: Observation, peak: Peak },
+    Active { id: String, since: Observation, last_above: Observation, below_since: Option<Observation>, peak: Peak },
+    Cooldown { until_ms: f64 },
 }
 
 /// The per-source alert state machine.
@@ -175,11 +146,7 @@ pub struct AlertMachine {
 impl AlertMachine {
     /// A machine whose alert ids are random UUIDs.
     pub fn new(source: impl Into<String>, policy: AlertPolicy) -> Self {
-        Self::with_ids(
-            source,
-            policy,
-            Box::new(|| uuid::Uuid::new_v4().to_string()),
-        )
+        Self::with_ids(source, policy, Box::new(|| uuid::Uuid::new_v4().to_string()))
     }
 
     /// A machine with its own id generator (deterministic ids for tests and golden files).
@@ -188,12 +155,7 @@ impl AlertMachine {
         policy: AlertPolicy,
         next_id: Box<dyn FnMut() -> String + Send>,
     ) -> Self {
-        Self {
-            source: source.into(),
-            policy,
-            state: State::Idle,
-            next_id,
-        }
+        Self { source: source.into(), policy, state: State::Idle, next_id }
     }
 
     pub fn policy(&self) -> &AlertPolicy {
@@ -228,43 +190,17 @@ impl AlertMachine {
                     State::Idle
                 }
             }
-            State::Active {
-                id,
-                since,
-                last_above,
-                below_since,
-                mut peak,
-            } => {
+            State::Active { id, since, last_above, below_since, mut peak } => {
                 if o.score >= p.off {
                     peak.update(&o);
-                    State::Active {
-                        id,
-                        since,
-                        last_above: o,
-                        below_since: None,
-                        peak,
-                    }
+                    State::Active { id, since, last_above: o, below_since: None, peak }
                 } else {
                     let below = below_since.unwrap_or(o);
                     if o.end_ms - below.start_ms >= p.hold_s * 1000.0 {
-                        events.push(self.end_event(
-                            &id,
-                            &since,
-                            &last_above,
-                            &peak,
-                            EndReason::ScoreBelowOff,
-                        ));
-                        State::Cooldown {
-                            until_ms: o.end_ms + p.cooldown_s * 1000.0,
-                        }
+                        events.push(self.end_event(&id, &since, &last_above, &peak, EndReason::ScoreBelowOff));
+                        State::Cooldown { until_ms: o.end_ms + p.cooldown_s * 1000.0 }
                     } else {
-                        State::Active {
-                            id,
-                            since,
-                            last_above,
-                            below_since: Some(below),
-                            peak,
-                        }
+                        State::Active { id, since, last_above, below_since: Some(below), peak }
                     }
                 }
             }
@@ -297,13 +233,7 @@ impl AlertMachine {
                 peak_frame: peak.frame,
                 reason: None,
             });
-            State::Active {
-                id,
-                since,
-                last_above: now,
-                below_since: None,
-                peak,
-            }
+            State::Active { id, since, last_above: now, below_since: None, peak }
         } else {
             State::Rising { since, peak }
         }
@@ -337,13 +267,9 @@ impl AlertMachine {
     /// Ends the stream: an open alert gets an end event with reason `stream_end`.
     pub fn finish(&mut self) -> Option<AlertEvent> {
         match std::mem::replace(&mut self.state, State::Idle) {
-            State::Active {
-                id,
-                since,
-                last_above,
-                peak,
-                ..
-            } => Some(self.end_event(&id, &since, &last_above, &peak, EndReason::StreamEnd)),
+            State::Active { id, since, last_above, peak, .. } => {
+                Some(self.end_event(&id, &since, &last_above, &peak, EndReason::StreamEnd))
+            }
             _ => None,
         }
     }
@@ -351,11 +277,7 @@ impl AlertMachine {
 
 /// Closed alert spans `(start_s, end_s)` from a list of events (for plots and evaluation).
 pub fn spans(events: &[AlertEvent]) -> Vec<(f64, f64)> {
-    events
-        .iter()
-        .filter(|e| e.event == EventKind::End)
-        .filter_map(|e| Some((e.time_start_s, e.time_end_s?)))
-        .collect()
+    events.iter().filter(|e| e.event == EventKind::End).filter_map(|e| Some((e.time_start_s, e.time_end_s?))).collect()
 }
 
 #[cfg(test)]

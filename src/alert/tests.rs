@@ -15,13 +15,7 @@ fn obs(i: u64, score: f32) -> Observation {
 }
 
 fn policy() -> AlertPolicy {
-    AlertPolicy {
-        on: 0.6,
-        off: 0.4,
-        min_duration_s: 2.0,
-        hold_s: 2.0,
-        cooldown_s: 3.0,
-    }
+    AlertPolicy { on: 0.6, off: 0.4, min_duration_s: 2.0, hold_s: 2.0, cooldown_s: 3.0 }
 }
 
 fn machine() -> AlertMachine {
@@ -80,13 +74,7 @@ fn starts_after_min_duration() {
 
 #[test]
 fn zero_min_duration_starts_at_once() {
-    let mut m = AlertMachine::new(
-        "cam",
-        AlertPolicy {
-            min_duration_s: 0.0,
-            ..policy()
-        },
-    );
+    let mut m = AlertMachine::new("cam", AlertPolicy { min_duration_s: 0.0, ..policy() });
     let ev = m.update(obs(0, 0.6));
     assert_eq!(ev.len(), 1, "score exactly at `on` counts");
     assert_eq!(ev[0].event, EventKind::Start);
@@ -133,19 +121,9 @@ fn cooldown_blocks_retrigger_then_allows_it() {
     // Alert 0..=1, ends at snippet 3 (end_ms 4000), cooldown until 7000 ms.
     let scores = [0.9, 0.9, 0.1, 0.1, 0.9, 0.9, 0.9, 0.9, 0.9];
     let ev = feed(&mut m, &scores);
-    let kinds: Vec<(u64, EventKind, &str)> = ev
-        .iter()
-        .map(|(i, e)| (*i, e.event, e.id.as_str()))
-        .collect();
+    let kinds: Vec<(u64, EventKind, &str)> = ev.iter().map(|(i, e)| (*i, e.event, e.id.as_str())).collect();
     // Snippets 4..=6 start before 7000 ms: ignored. Snippet 7 starts at 7000: rising; 8 starts.
-    assert_eq!(
-        kinds,
-        vec![
-            (1, EventKind::Start, "a1"),
-            (3, EventKind::End, "a1"),
-            (8, EventKind::Start, "a2")
-        ]
-    );
+    assert_eq!(kinds, vec![(1, EventKind::Start, "a1"), (3, EventKind::End, "a1"), (8, EventKind::Start, "a2")]);
 }
 
 #[test]
@@ -170,15 +148,7 @@ fn finish_during_rising_or_cooldown_emits_nothing() {
 
 #[test]
 fn ids_are_unique_by_default() {
-    let mut m = AlertMachine::new(
-        "cam",
-        AlertPolicy {
-            min_duration_s: 0.0,
-            hold_s: 0.0,
-            cooldown_s: 0.0,
-            ..policy()
-        },
-    );
+    let mut m = AlertMachine::new("cam", AlertPolicy { min_duration_s: 0.0, hold_s: 0.0, cooldown_s: 0.0, ..policy() });
     let mut ids = std::collections::HashSet::new();
     for i in 0..20 {
         for e in m.update(obs(i, if i % 2 == 0 { 0.9 } else { 0.0 })) {
@@ -193,55 +163,16 @@ fn ids_are_unique_by_default() {
 #[test]
 fn policy_validation() {
     assert!(AlertPolicy::default().validate().is_ok());
-    assert_eq!(
-        AlertPolicy {
-            off: 0.7,
-            ..policy()
-        }
-        .validate()
-        .unwrap_err()
-        .0,
-        "off"
-    );
-    assert_eq!(
-        AlertPolicy {
-            on: 0.0,
-            ..policy()
-        }
-        .validate()
-        .unwrap_err()
-        .0,
-        "on"
-    );
-    assert_eq!(
-        AlertPolicy {
-            hold_s: -1.0,
-            ..policy()
-        }
-        .validate()
-        .unwrap_err()
-        .0,
-        "hold_s"
-    );
-    assert_eq!(
-        AlertPolicy {
-            cooldown_s: f64::NAN,
-            ..policy()
-        }
-        .validate()
-        .unwrap_err()
-        .0,
-        "cooldown_s"
-    );
+    assert_eq!(AlertPolicy { off: 0.7, ..policy() }.validate().unwrap_err().0, "off");
+    assert_eq!(AlertPolicy { on: 0.0, ..policy() }.validate().unwrap_err().0, "on");
+    assert_eq!(AlertPolicy { hold_s: -1.0, ..policy() }.validate().unwrap_err().0, "hold_s");
+    assert_eq!(AlertPolicy { cooldown_s: f64::NAN, ..policy() }.validate().unwrap_err().0, "cooldown_s");
 }
 
 #[test]
 fn spans_from_events() {
     let mut m = machine();
-    let ev: Vec<AlertEvent> = feed(&mut m, &[0.9, 0.95, 0.8, 0.3, 0.2, 0.1])
-        .into_iter()
-        .map(|(_, e)| e)
-        .collect();
+    let ev: Vec<AlertEvent> = feed(&mut m, &[0.9, 0.95, 0.8, 0.3, 0.2, 0.1]).into_iter().map(|(_, e)| e).collect();
     assert_eq!(spans(&ev), vec![(0.0, 3.0)]);
 }
 

@@ -46,21 +46,12 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let mut best: Option<ReplayResult> = None;
     for _ in 0..args.runs.max(1) {
         let source = OpenCvSource::open_file(&args.video)?;
-        let r = replay(
-            source,
-            &mut extractor,
-            &rtfm,
-            &opts,
-            &mut |_| {},
-            &mut |_| {},
-        )?;
+        let r = replay(source, &mut extractor, &rtfm, &opts, &mut |_| {}, &mut |_| {})?;
         if best.as_ref().is_none_or(|b| r.wall < b.wall) {
             best = Some(r);
         }
     }
-    let Some(r) = best else {
-        anyhow::bail!("no pipeline run was made")
-    };
+    let Some(r) = best else { anyhow::bail!("no pipeline run was made") };
     let pipeline_fps = r.frames as f64 / r.wall.as_secs_f64().max(1e-9);
     let mut stages = BTreeMap::new();
     stages.insert("decode", r.times.decode.summary("frame"));
@@ -86,22 +77,13 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     } else {
         println!("video            {}", report.video);
         println!("model            {}", report.model);
-        println!(
-            "frames           {} ({} snippets)",
-            report.frames, report.snippets
-        );
+        println!("frames           {} ({} snippets)", report.frames, report.snippets);
         println!("decode-only      {:.0} frames/s", report.decode_fps);
-        println!(
-            "whole pipeline   {:.0} frames/s ({:.2} x decode)",
-            report.pipeline_fps, report.pipeline_over_decode
-        );
+        println!("whole pipeline   {:.0} frames/s ({:.2} x decode)", report.pipeline_fps, report.pipeline_over_decode);
         if let Some(m) = report.peak_rss_mb {
             println!("peak RSS         {m:.0} MB");
         }
-        println!(
-            "{:<12} {:>8} {:>9} {:>9} {:>9} {:>9}",
-            "stage", "count", "p50 ms", "p95 ms", "p99 ms", "mean ms"
-        );
+        println!("{:<12} {:>8} {:>9} {:>9} {:>9} {:>9}", "stage", "count", "p50 ms", "p95 ms", "p99 ms", "mean ms");
         for (name, s) in &report.stages {
             println!(
                 "{:<12} {:>8} {:>9.3} {:>9.3} {:>9.3} {:>9.3}   per {}",

@@ -22,16 +22,10 @@ pub fn run(args: &ImportArgs) -> anyhow::Result<()> {
             .file_stem()
             .map(|s| format!("rtfm-{}", s.to_string_lossy()))
             .unwrap_or_else(|| "rtfm-imported".into()),
-        description: format!(
-            "Imported from {} by vigil import",
-            args.checkpoint.display()
-        ),
+        description: format!("Imported from {} by vigil import", args.checkpoint.display()),
         extractor: None,
         preprocess: None,
-        features: FeaturesSection {
-            dim: widths.feature_dim,
-            crops: args.crops.max(1),
-        },
+        features: FeaturesSection { dim: widths.feature_dim, crops: args.crops.max(1) },
         rtfm: RtfmSection {
             weights: WEIGHTS.into(),
             trained: true,
@@ -54,11 +48,7 @@ pub fn run(args: &ImportArgs) -> anyhow::Result<()> {
                 widths.feature_dim
             );
         }
-        let file = spec
-            .file
-            .file_name()
-            .map(|f| f.to_owned())
-            .unwrap_or_default();
+        let file = spec.file.file_name().map(|f| f.to_owned()).unwrap_or_default();
         std::fs::copy(donor.dir.join(&spec.file), out.join(&file))
             .map_err(|e| OutputError::write(&out.join(&file), e))?;
         let mut spec = spec.clone();
@@ -68,15 +58,11 @@ pub fn run(args: &ImportArgs) -> anyhow::Result<()> {
         manifest.features.crops = donor.manifest.features.crops;
     }
     let weights_path = out.join(WEIGHTS);
-    rtfm.save(&weights_path)
-        .map_err(|e| OutputError::write(&weights_path, e))?;
+    rtfm.save(&weights_path).map_err(|e| OutputError::write(&weights_path, e))?;
     let text = toml::to_string_pretty(&manifest)?;
     let manifest_path = out.join(MANIFEST);
-    std::fs::write(
-        &manifest_path,
-        format!("# vigil model manifest, written by `vigil import`\n{text}"),
-    )
-    .map_err(|e| OutputError::write(&manifest_path, e))?;
+    std::fs::write(&manifest_path, format!("# vigil model manifest, written by `vigil import`\n{text}"))
+        .map_err(|e| OutputError::write(&manifest_path, e))?;
     // Prove the directory loads the way `score` and `replay` will load it.
     let check = ModelDir::load(out)?;
     check.load_rtfm()?;
@@ -91,10 +77,7 @@ pub fn run(args: &ImportArgs) -> anyhow::Result<()> {
 
 fn prepare_out_dir(out: &Path, force: bool) -> Result<(), OutputError> {
     if out.exists() {
-        let non_empty = std::fs::read_dir(out)
-            .map_err(|e| OutputError::write(out, e))?
-            .next()
-            .is_some();
+        let non_empty = std::fs::read_dir(out).map_err(|e| OutputError::write(out, e))?.next().is_some();
         if non_empty && !force {
             return Err(OutputError::Write {
                 path: out.to_path_buf(),

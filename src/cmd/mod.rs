@@ -29,7 +29,6 @@ pub fn scorer_config(model: &ModelDir, args: &ScorerArgs) -> anyhow::Result<Scor
     if let Some(l) = args.lookahead {
         cfg.lookahead = l;
     }
-    cfg.validate()
-        .map_err(|(k, r)| anyhow::anyhow!("--{k}: {r}"))?;
+    cfg.validate().map_err(|(k, r)| anyhow::anyhow!("--{k}: {r}"))?;
     Ok(cfg)
 }

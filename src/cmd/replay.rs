@@ -61,21 +61,13 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
     }
 
     let gt_spans = match (&gt, &args.gt) {
-        (Some(v), Some(path)) => Some(split_ground_truth(
-            path,
-            v.as_slice().unwrap_or(&[]),
-            &results,
-            &opts,
-        )?),
+        (Some(v), Some(path)) => Some(split_ground_truth(path, v.as_slice().unwrap_or(&[]), &results, &opts)?),
         _ => None,
     };
     let many = args.videos.len() > 1;
     if let Some(template) = &args.scores {
         if many && !template.to_string_lossy().contains("{stem}") {
-            let all: Vec<ScoreRecord> = results
-                .iter()
-                .flat_map(|r| r.records.iter().cloned())
-                .collect();
+            let all: Vec<ScoreRecord> = results.iter().flat_map(|r| r.records.iter().cloned()).collect();
             write_scores(template, &all)?;
         } else {
             for (video, r) in args.videos.iter().zip(&results) {
@@ -87,16 +79,9 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
         for (i, (video, r)) in args.videos.iter().zip(&results).enumerate() {
             let input = PlotInput {
                 title: format!("{} ({})", video.display(), model.manifest.name),
-                snippets: r
-                    .records
-                    .iter()
-                    .map(|s| (s.time_start_s, s.time_end_s, s.score))
-                    .collect(),
+                snippets: r.records.iter().map(|s| (s.time_start_s, s.time_end_s, s.score)).collect(),
                 alerts: spans(&r.events),
-                ground_truth: gt_spans
-                    .as_ref()
-                    .and_then(|g| g.get(i).cloned())
-                    .unwrap_or_default(),
+                ground_truth: gt_spans.as_ref().and_then(|g| g.get(i).cloned()).unwrap_or_default(),
                 thresholds: Some((opts.policy.on, opts.policy.off)),
             };
             plot_scores(&per_video_path(template, video, many), &input)?;
@@ -115,17 +100,11 @@ fn progress_bar(show: bool, frames: Option<u64>, video: &Path) -> ProgressBar {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::with_draw_target(frames, ProgressDrawTarget::stderr());
-    let style =
-        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} frames {per_sec} eta {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> ");
+    let style = ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} frames {per_sec} eta {eta}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
     bar.set_style(style);
-    bar.set_message(
-        video
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-    );
+    bar.set_message(video.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
     bar
 }
 
@@ -185,10 +164,7 @@ mod tests {
 
     #[test]
     fn spans_of_labels() {
-        assert_eq!(
-            frame_spans(&[0.0, 1.0, 1.0, 0.0, 1.0], 10.0),
-            vec![(0.1, 0.3), (0.4, 0.5)]
-        );
+        assert_eq!(frame_spans(&[0.0, 1.0, 1.0, 0.0, 1.0], 10.0), vec![(0.1, 0.3), (0.4, 0.5)]);
         assert!(frame_spans(&[0.0; 4], 10.0).is_empty());
     }
 }

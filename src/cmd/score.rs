@@ -9,11 +9,7 @@ pub fn run(args: &ScoreArgs) -> anyhow::Result<()> {
     let model = super::load_model(&args.model)?;
     let cfg = super::scorer_config(
         &model,
-        &ScorerArgs {
-            mode: Some(args.mode),
-            window: args.window,
-            lookahead: args.lookahead,
-        },
+        &ScorerArgs { mode: Some(args.mode), window: args.window, lookahead: args.lookahead },
     )?;
     let rtfm = model.load_rtfm()?;
     let dim = model.manifest.features.dim;
@@ -47,11 +43,8 @@ pub fn run(args: &ScoreArgs) -> anyhow::Result<()> {
             });
             writeln!(out, "{obj}")?;
         } else {
-            let (peak_i, peak) = scores
-                .iter()
-                .copied()
-                .enumerate()
-                .fold((0, f32::MIN), |a, (i, v)| if v > a.1 { (i, v) } else { a });
+            let (peak_i, peak) =
+                scores.iter().copied().enumerate().fold((0, f32::MIN), |a, (i, v)| if v > a.1 { (i, v) } else { a });
             let mean = scores.iter().sum::<f32>() / t as f32;
             writeln!(
                 out,

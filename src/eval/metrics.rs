@@ -105,12 +105,7 @@ impl PrCurve {
     pub fn average_precision(&self) -> f64 {
         // Recall runs from 1 down to 0 here, so each step (R[i+1] - R[i]) is <= 0 and is paired
         // with the precision where the step starts; negating the sum gives the area.
-        let terms: Vec<f64> = self
-            .recall
-            .windows(2)
-            .zip(&self.precision)
-            .map(|(r, &p)| (r[1] - r[0]) * p)
-            .collect();
+        let terms: Vec<f64> = self.recall.windows(2).zip(&self.precision).map(|(r, &p)| (r[1] - r[0]) * p).collect();
         let ap = -pairwise_sum(&terms);
         // Rounding can leave -0.0 (or a hair below zero) when every step is zero-weighted;
         // sklearn clips at 0 and so do we.
@@ -138,17 +133,10 @@ pub fn roc_curve(labels: &[f64], scores: &[f64]) -> Result<RocCurve, MetricError
 }
 
 /// The ROC curve with a choice of points (see [`RocPoints`]).
-pub fn roc_curve_with(
-    labels: &[f64],
-    scores: &[f64],
-    points: RocPoints,
-) -> Result<RocCurve, MetricError> {
+pub fn roc_curve_with(labels: &[f64], scores: &[f64], points: RocPoints) -> Result<RocCurve, MetricError> {
     let classes = validate(labels, scores)?;
     if classes.positives == 0 || classes.negatives == 0 {
-        return Err(MetricError::SingleClass {
-            positives: classes.positives,
-            negatives: classes.negatives,
-        });
+        return Err(MetricError::SingleClass { positives: classes.positives, negatives: classes.negatives });
     }
     let counts = Counts::new(labels, scores);
     let keep: Vec<usize> = match points {
@@ -159,11 +147,8 @@ pub fn roc_curve_with(
     let total_pos = classes.positives as f64;
     let total_neg = classes.negatives as f64;
     let len = keep.len() + 1;
-    let mut curve = RocCurve {
-        fpr: Vec::with_capacity(len),
-        tpr: Vec::with_capacity(len),
-        thresholds: Vec::with_capacity(len),
-    };
+    let mut curve =
+        RocCurve { fpr: Vec::with_capacity(len), tpr: Vec::with_capacity(len), thresholds: Vec::with_capacity(len) };
     // The (0, 0) start: a threshold above every score flags nothing.
     curve.fpr.push(0.0);
     curve.tpr.push(0.0);
@@ -182,9 +167,7 @@ pub fn roc_curve_with(
 pub fn pr_curve(labels: &[f64], scores: &[f64]) -> Result<PrCurve, MetricError> {
     let classes = validate(labels, scores)?;
     if classes.positives == 0 {
-        return Err(MetricError::NoPositives {
-            negatives: classes.negatives,
-        });
+        return Err(MetricError::NoPositives { negatives: classes.negatives });
     }
     let counts = Counts::new(labels, scores);
     let total_pos = classes.positives as f64;
@@ -259,10 +242,7 @@ struct ClassCounts {
 /// Check alignment, gt values and score finiteness once, before any sorting.
 fn validate(labels: &[f64], scores: &[f64]) -> Result<ClassCounts, MetricError> {
     if labels.len() != scores.len() {
-        return Err(MetricError::LengthMismatch {
-            labels: labels.len(),
-            scores: scores.len(),
-        });
+        return Err(MetricError::LengthMismatch { labels: labels.len(), scores: scores.len() });
     }
     if labels.is_empty() {
         return Err(MetricError::Empty);
@@ -280,10 +260,7 @@ fn validate(labels: &[f64], scores: &[f64]) -> Result<ClassCounts, MetricError> 
     if let Some((index, &value)) = scores.iter().enumerate().find(|(_, s)| !s.is_finite()) {
         return Err(MetricError::NonFiniteScore { index, value });
     }
-    Ok(ClassCounts {
-        positives,
-        negatives: labels.len() - positives,
-    })
+    Ok(ClassCounts { positives, negatives: labels.len() - positives })
 }
 
 /// Cumulative true/false positive counts at each distinct score, scores descending: point `i`
@@ -299,18 +276,10 @@ impl Counts {
     fn new(labels: &[f64], scores: &[f64]) -> Counts {
         // `+ 0.0` turns -0.0 into 0.0, so the two zeros are one distinct score as they are for
         // NumPy's comparisons (total_cmp alone would order them apart).
-        let mut frames: Vec<(f64, bool)> = scores
-            .iter()
-            .zip(labels)
-            .map(|(&s, &l)| (s + 0.0, l == 1.0))
-            .collect();
+        let mut frames: Vec<(f64, bool)> = scores.iter().zip(labels).map(|(&s, &l)| (s + 0.0, l == 1.0)).collect();
         // O(n log n); the order within a tie is irrelevant because only a tie's end is recorded.
         frames.sort_unstable_by(|a, b| descending(a.0, b.0));
-        let mut counts = Counts {
-            tps: Vec::new(),
-            fps: Vec::new(),
-            thresholds: Vec::new(),
-        };
+        let mut counts = Counts { tps: Vec::new(), fps: Vec::new(), thresholds: Vec::new() };
         // Integer counts, converted when recorded: sklearn's f64 cumulative sums of 0/1 are
         // exact below 2^53, so these are the same values.
         let (mut tp, mut fp) = (0_u64, 0_u64);
@@ -365,11 +334,8 @@ fn descending(a: f64, b: f64) -> Ordering {
 fn trapezoid_area(x: &[f64], y: &[f64]) -> f64 {
     // Each term is written as dx * (y0 + y1) / 2.0 in that order, the grouping NumPy/SciPy use,
     // so each term rounds identically.
-    let terms: Vec<f64> = x
-        .windows(2)
-        .zip(y.windows(2))
-        .map(|(xs, ys)| (xs[1] - xs[0]) * (ys[1] + ys[0]) / 2.0)
-        .collect();
+    let terms: Vec<f64> =
+        x.windows(2).zip(y.windows(2)).map(|(xs, ys)| (xs[1] - xs[0]) * (ys[1] + ys[0]) / 2.0).collect();
     let area = pairwise_sum(&terms);
     match (x.first(), x.last()) {
         (Some(first), Some(last)) if first > last => -area,
@@ -465,12 +431,8 @@ mod tests {
     }
 
     fn fixture() -> Fixture {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/metrics/cases.json"
-        );
-        let text = std::fs::read_to_string(path)
-            .expect("fixture exists (scripts/make_metric_fixtures.py)");
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/metrics/cases.json");
+        let text = std::fs::read_to_string(path).expect("fixture exists (scripts/make_metric_fixtures.py)");
         serde_json::from_str(&text).expect("fixture is valid JSON")
     }
 
@@ -502,17 +464,8 @@ mod tests {
     fn check_roc(case: &str, what: &str, got: &RocCurve, want: &JsonRoc) {
         close_vec(&format!("{what}.fpr"), case, &got.fpr, &want.fpr);
         close_vec(&format!("{what}.tpr"), case, &got.tpr, &want.tpr);
-        let thresholds: Vec<f64> = want
-            .thresholds
-            .iter()
-            .map(|t| t.unwrap_or(f64::INFINITY))
-            .collect();
-        close_vec(
-            &format!("{what}.thresholds"),
-            case,
-            &got.thresholds,
-            &thresholds,
-        );
+        let thresholds: Vec<f64> = want.thresholds.iter().map(|t| t.unwrap_or(f64::INFINITY)).collect();
+        close_vec(&format!("{what}.thresholds"), case, &got.thresholds, &thresholds);
     }
 
     /// Compare one scalar: within 1e-9 (the contract), and count exact bit agreement.
@@ -533,18 +486,11 @@ mod tests {
     fn matches_sklearn_on_every_fixture_case() {
         let fx = fixture();
         assert!(fx.cases.len() >= 12, "fixture has {} cases", fx.cases.len());
-        let mut scalars = Scalars {
-            compared: 0,
-            bit_exact: 0,
-        };
+        let mut scalars = Scalars { compared: 0, bit_exact: 0 };
         for c in &fx.cases {
             let name = c.name.as_str();
             let scores = c.scores();
-            assert_eq!(
-                scores.len(),
-                c.labels.len(),
-                "{name}: expanded scores cover gt"
-            );
+            assert_eq!(scores.len(), c.labels.len(), "{name}: expanded scores cover gt");
 
             match c.bits.roc_auc_score {
                 Some(want) => {
@@ -557,16 +503,12 @@ mod tests {
                         check_roc(name, "roc", &full, want);
                     }
                     if let Some(want) = &c.roc_dropped {
-                        let corners = roc_curve_with(&c.labels, &scores, RocPoints::Corners)
-                            .expect("two classes");
+                        let corners = roc_curve_with(&c.labels, &scores, RocPoints::Corners).expect("two classes");
                         check_roc(name, "roc_dropped", &corners, want);
                     }
                 }
                 None => assert!(
-                    matches!(
-                        roc_auc(&c.labels, &scores),
-                        Err(MetricError::SingleClass { .. })
-                    ),
+                    matches!(roc_auc(&c.labels, &scores), Err(MetricError::SingleClass { .. })),
                     "{name}: sklearn raises, so must we"
                 ),
             }
@@ -578,12 +520,7 @@ mod tests {
                 close_vec("pr thresholds", name, &pr.thresholds, &want.thresholds);
             }
             let got = pr_auc(&c.labels, &scores).expect("has positives");
-            scalars.check(
-                name,
-                "auc(recall, precision)",
-                got,
-                f64::from_bits(c.bits.pr_auc),
-            );
+            scalars.check(name, "auc(recall, precision)", got, f64::from_bits(c.bits.pr_auc));
             let got = average_precision(&c.labels, &scores).expect("has positives");
             let want = f64::from_bits(c.bits.average_precision);
             scalars.check(name, "average_precision_score", got, want);
@@ -597,13 +534,7 @@ mod tests {
 
     #[test]
     fn rejects_length_mismatch() {
-        assert_eq!(
-            roc_auc(&[0.0, 1.0], &[0.1]),
-            Err(MetricError::LengthMismatch {
-                labels: 2,
-                scores: 1
-            })
-        );
+        assert_eq!(roc_auc(&[0.0, 1.0], &[0.1]), Err(MetricError::LengthMismatch { labels: 2, scores: 1 }));
     }
 
     #[test]
@@ -617,16 +548,10 @@ mod tests {
         for bad in [0.5, 2.0, -1.0, 255.0] {
             assert_eq!(
                 roc_auc(&[0.0, 1.0, bad], &[0.1, 0.2, 0.3]),
-                Err(MetricError::InvalidLabel {
-                    index: 2,
-                    value: bad
-                })
+                Err(MetricError::InvalidLabel { index: 2, value: bad })
             );
         }
-        assert!(matches!(
-            pr_curve(&[f64::NAN, 1.0], &[0.1, 0.2]),
-            Err(MetricError::InvalidLabel { index: 0, .. })
-        ));
+        assert!(matches!(pr_curve(&[f64::NAN, 1.0], &[0.1, 0.2]), Err(MetricError::InvalidLabel { index: 0, .. })));
     }
 
     #[test]
@@ -637,10 +562,7 @@ mod tests {
         ));
         assert_eq!(
             average_precision(&[0.0, 1.0], &[0.1, f64::INFINITY]),
-            Err(MetricError::NonFiniteScore {
-                index: 1,
-                value: f64::INFINITY
-            })
+            Err(MetricError::NonFiniteScore { index: 1, value: f64::INFINITY })
         );
     }
 
@@ -648,42 +570,22 @@ mod tests {
     fn roc_rejects_a_single_class() {
         assert_eq!(
             roc_auc(&[0.0, 0.0, 0.0], &[0.1, 0.2, 0.3]),
-            Err(MetricError::SingleClass {
-                positives: 0,
-                negatives: 3
-            })
+            Err(MetricError::SingleClass { positives: 0, negatives: 3 })
         );
-        assert_eq!(
-            roc_curve(&[1.0, 1.0], &[0.1, 0.2]),
-            Err(MetricError::SingleClass {
-                positives: 2,
-                negatives: 0
-            })
-        );
+        assert_eq!(roc_curve(&[1.0, 1.0], &[0.1, 0.2]), Err(MetricError::SingleClass { positives: 2, negatives: 0 }));
     }
 
     #[test]
     fn pr_rejects_no_positives_but_accepts_no_negatives() {
-        assert_eq!(
-            pr_auc(&[0.0, 0.0], &[0.1, 0.2]),
-            Err(MetricError::NoPositives { negatives: 2 })
-        );
+        assert_eq!(pr_auc(&[0.0, 0.0], &[0.1, 0.2]), Err(MetricError::NoPositives { negatives: 2 }));
         assert_eq!(average_precision(&[1.0, 1.0], &[0.1, 0.2]), Ok(1.0));
     }
 
     #[test]
     fn error_messages_name_the_input() {
-        let msg = MetricError::InvalidLabel {
-            index: 7,
-            value: 0.5,
-        }
-        .to_string();
+        let msg = MetricError::InvalidLabel { index: 7, value: 0.5 }.to_string();
         assert!(msg.contains("frame 7") && msg.contains("0.5"), "{msg}");
-        let msg = MetricError::LengthMismatch {
-            labels: 160,
-            scores: 144,
-        }
-        .to_string();
+        let msg = MetricError::LengthMismatch { labels: 160, scores: 144 }.to_string();
         assert!(msg.contains("160") && msg.contains("144"), "{msg}");
     }
 
@@ -696,14 +598,8 @@ mod tests {
 
     #[test]
     fn expand_repeats_each_snippet_and_concatenates_in_order() {
-        assert_eq!(
-            expand_snippet_scores(&[0.5, 0.25], 3),
-            vec![0.5, 0.5, 0.5, 0.25, 0.25, 0.25]
-        );
-        let frames = expand_videos(
-            [vec![1.0_f32], vec![], vec![0.0, 0.5]],
-            RTFM_FRAMES_PER_SNIPPET,
-        );
+        assert_eq!(expand_snippet_scores(&[0.5, 0.25], 3), vec![0.5, 0.5, 0.5, 0.25, 0.25, 0.25]);
+        let frames = expand_videos([vec![1.0_f32], vec![], vec![0.0, 0.5]], RTFM_FRAMES_PER_SNIPPET);
         assert_eq!(frames.len(), 3 * 16);
         assert!(frames[..16].iter().all(|&v| v == 1.0));
         assert!(frames[16..32].iter().all(|&v| v == 0.0));
@@ -736,9 +632,7 @@ mod tests {
 
     /// A fixed LCG (Numerical Recipes constants) so the large case needs no stored input.
     fn lcg(seed: &mut u64) -> f64 {
-        *seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
+        *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         (*seed >> 11) as f64 / (1u64 << 53) as f64
     }
 

@@ -49,25 +49,15 @@ pub fn init_runtime() -> Result<(), FeatureError> {
 }
 
 fn environment() -> Result<&'static Environment, FeatureError> {
-    RUNTIME
-        .get_or_init(load_runtime)
-        .as_ref()
-        .map_err(|f| f.clone().into())
+    RUNTIME.get_or_init(load_runtime).as_ref().map_err(|f| f.clone().into())
 }
 
 fn load_runtime() -> Result<Environment, InitFailure> {
     let build = |path: &Path| -> Result<Environment, InitFailure> {
-        let load_err = |reason: String| InitFailure::Load {
-            path: path.display().to_string(),
-            reason,
-        };
+        let load_err = |reason: String| InitFailure::Load { path: path.display().to_string(), reason };
         let builder = ort::init_from(path).map_err(|e| load_err(e.to_string()))?;
         // Telemetry off: a surveillance appliance should not phone home.
-        let env = builder
-            .with_name("vigil")
-            .with_telemetry(false)
-            .build()
-            .map_err(|e| load_err(e.to_string()))?;
+        let env = builder.with_name("vigil").with_telemetry(false).build().map_err(|e| load_err(e.to_string()))?;
         tracing::info!(path = %path.display(), "ONNX Runtime loaded");
         Ok(env)
     };
@@ -92,11 +82,8 @@ fn load_runtime() -> Result<Environment, InitFailure> {
             Err(other) => return Err(other),
         }
     }
-    let tried = if failures.is_empty() {
-        String::new()
-    } else {
-        format!(" (found but unusable: {})", failures.join("; "))
-    };
+    let tried =
+        if failures.is_empty() { String::new() } else { format!(" (found but unusable: {})", failures.join("; ")) };
     Err(InitFailure::Missing(format!(
         "set {ORT_DYLIB_ENV} to the path of libonnxruntime.so (>= 1.22), or install it with \
          `python3 -m pip install onnxruntime` (or the repository's setup command, which puts it \
@@ -126,10 +113,7 @@ fn candidate_libraries() -> Vec<PathBuf> {
     let mut found = Vec::new();
     for lib in lib_dirs {
         for python in sorted_entries(&lib) {
-            let is_py3 = python
-                .file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("python3"));
+            let is_py3 = python.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("python3"));
             if !is_py3 {
                 continue;
             }
@@ -181,17 +165,10 @@ impl OnnxExtractor {
     /// Loads `spec.file` relative to `model_dir` and checks its real input/output names and shapes
     /// against `spec`. `threads` is ONNX Runtime's intra-op thread count (0 lets ONNX Runtime
     /// pick one per physical core).
-    pub fn load(
-        spec: &ExtractorSpec,
-        model_dir: &Path,
-        threads: usize,
-    ) -> Result<Self, FeatureError> {
+    pub fn load(spec: &ExtractorSpec, model_dir: &Path, threads: usize) -> Result<Self, FeatureError> {
         let path = model_dir.join(&spec.file);
         let shown = path.display().to_string();
-        let model_err = |reason: String| FeatureError::Model {
-            path: shown.clone(),
-            reason,
-        };
+        let model_err = |reason: String| FeatureError::Model { path: shown.clone(), reason };
         check_spec(spec).map_err(&model_err)?;
         let bytes = match std::fs::read(&path) {
             Ok(b) => b,
@@ -215,10 +192,7 @@ impl OnnxExtractor {
         }
         let env = environment()?;
         let session = Session::builder(env)
-            .and_then(|b| {
-                b.with_optimization_level(GraphOptimizationLevel::Level3)
-                    .map_err(Into::into)
-            })
+            .and_then(|b| b.with_optimization_level(GraphOptimizationLevel::Level3).map_err(Into::into))
             .and_then(|b| b.with_intra_threads(threads).map_err(Into::into))
             .map_err(|e| model_err(format!("cannot configure an ONNX Runtime session: {e}")))?
             .commit_from_memory(&bytes)
@@ -256,11 +230,8 @@ impl OnnxExtractor {
             )));
         }
         let batch_dim = merged(&spec.input_shape, &model_in, 0);
-        let (batch, fixed_batch) = if batch_dim >= 1 {
-            (batch_dim as usize, true)
-        } else {
-            (spec.max_batch.max(1), false)
-        };
+        let (batch, fixed_batch) =
+            if batch_dim >= 1 { (batch_dim as usize, true) } else { (spec.max_batch.max(1), false) };
         let clip_dims = [1, 2, 3, 4].map(|i| merged(&spec.input_shape, &model_in, i));
         tracing::debug!(model = %shown, threads, batch, dim, "feature extractor loaded");
         Ok(Self {
@@ -290,11 +261,7 @@ impl OnnxExtractor {
     }
 
     /// Runs one chunk of at most `self.batch` clips and copies its features into `out`.
-    fn run_chunk(
-        &mut self,
-        chunk: ArrayView5<f32>,
-        mut out: ndarray::ArrayViewMut2<f32>,
-    ) -> Result<(), FeatureError> {
+    fn run_chunk(&mut self, chunk: ArrayView5<f32>, mut out: ndarray::ArrayViewMut2<f32>) -> Result<(), FeatureError> {
         let n = chunk.shape()[0];
         let input = if self.fixed_batch && n < self.batch {
             let mut shape = chunk.raw_dim();
@@ -314,9 +281,8 @@ impl OnnxExtractor {
             .session
             .run(ort::inputs![input_name.as_str() => tensor])
             .map_err(|e| err(format!("ONNX Runtime run failed: {e}")))?;
-        let value = outputs
-            .get(&output_name)
-            .ok_or_else(|| err(format!("the run produced no output `{output_name}`")))?;
+        let value =
+            outputs.get(&output_name).ok_or_else(|| err(format!("the run produced no output `{output_name}`")))?;
         let features = value
             .try_extract_array::<f32>()
             .map_err(|e| err(format!("output `{output_name}` is not an f32 tensor: {e}")))?;
@@ -329,9 +295,8 @@ impl OnnxExtractor {
                 expected[0]
             )));
         }
-        let features = features
-            .into_dimensionality::<ndarray::Ix2>()
-            .map_err(|e| err(format!("output `{output_name}`: {e}")))?;
+        let features =
+            features.into_dimensionality::<ndarray::Ix2>().map_err(|e| err(format!("output `{output_name}`: {e}")))?;
         out.assign(&features.slice(s![..n, ..]));
         Ok(())
     }
@@ -344,22 +309,12 @@ impl FeatureExtractor for OnnxExtractor {
 
     fn extract(&mut self, clips: ArrayView5<f32>) -> Result<Array2<f32>, FeatureError> {
         let shape = clips.shape();
-        let mismatch = self
-            .clip_dims
-            .iter()
-            .zip(&shape[1..])
-            .any(|(&want, &got)| want >= 0 && want as usize != got);
+        let mismatch = self.clip_dims.iter().zip(&shape[1..]).any(|(&want, &got)| want >= 0 && want as usize != got);
         if mismatch {
             return Err(self.run_err(format!(
                 "clips have shape {:?}; the model expects [N, {}]",
                 shape,
-                self.clip_dims
-                    .map(|d| if d < 0 {
-                        "?".to_string()
-                    } else {
-                        d.to_string()
-                    })
-                    .join(", ")
+                self.clip_dims.map(|d| if d < 0 { "?".to_string() } else { d.to_string() }).join(", ")
             )));
         }
         let n = shape[0];
@@ -378,34 +333,20 @@ impl FeatureExtractor for OnnxExtractor {
 
 /// Lowercase hex SHA-256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Manifest-only checks that the `[N, C, T, H, W]` -> `[N, D]` layout needs.
 fn check_spec(spec: &ExtractorSpec) -> Result<(), String> {
     if spec.input_shape.len() != 5 {
-        return Err(format!(
-            "extractor.input_shape {:?} must have 5 dims [N, C, T, H, W]",
-            spec.input_shape
-        ));
+        return Err(format!("extractor.input_shape {:?} must have 5 dims [N, C, T, H, W]", spec.input_shape));
     }
     if spec.output_shape.len() != 2 {
-        return Err(format!(
-            "extractor.output_shape {:?} must have 2 dims [N, D]",
-            spec.output_shape
-        ));
+        return Err(format!("extractor.output_shape {:?} must have 2 dims [N, D]", spec.output_shape));
     }
-    for (key, dims) in [
-        ("input_shape", &spec.input_shape),
-        ("output_shape", &spec.output_shape),
-    ] {
+    for (key, dims) in [("input_shape", &spec.input_shape), ("output_shape", &spec.output_shape)] {
         if let Some(bad) = dims.iter().find(|d| **d == 0 || **d < -1) {
-            return Err(format!(
-                "extractor.{key} {dims:?}: {bad} is not a size (use -1 for dynamic)"
-            ));
+            return Err(format!("extractor.{key} {dims:?}: {bad} is not a size (use -1 for dynamic)"));
         }
     }
     if spec.max_batch == 0 {
@@ -415,43 +356,27 @@ fn check_spec(spec: &ExtractorSpec) -> Result<(), String> {
 }
 
 fn names(outlets: &[Outlet]) -> String {
-    outlets
-        .iter()
-        .map(|o| format!("`{}`", o.name()))
-        .collect::<Vec<_>>()
-        .join(", ")
+    outlets.iter().map(|o| format!("`{}`", o.name())).collect::<Vec<_>>().join(", ")
 }
 
 fn find_outlet<'s>(outlets: &'s [Outlet], name: &str, kind: &str) -> Result<&'s Outlet, String> {
-    outlets.iter().find(|o| o.name() == name).ok_or_else(|| {
-        format!(
-            "has no {kind} named `{name}` (the model's {kind}s are: {})",
-            names(outlets)
-        )
-    })
+    outlets
+        .iter()
+        .find(|o| o.name() == name)
+        .ok_or_else(|| format!("has no {kind} named `{name}` (the model's {kind}s are: {})", names(outlets)))
 }
 
 /// The tensor's dims with every symbolic or unknown dim as -1.
 fn tensor_dims(outlet: &Outlet) -> Option<Vec<i64>> {
-    outlet
-        .dtype()
-        .tensor_shape()
-        .map(|s| s.iter().map(|&d| if d < 0 { -1 } else { d }).collect())
+    outlet.dtype().tensor_shape().map(|s| s.iter().map(|&d| if d < 0 { -1 } else { d }).collect())
 }
 
 /// A fixed dim in the spec must match a fixed dim in the model; -1 on either side matches.
 fn check_shape(outlet: &Outlet, kind: &str, expected: &[i64]) -> Result<(), String> {
     let name = outlet.name();
     match outlet.dtype() {
-        ValueType::Tensor {
-            ty: TensorElementType::Float32,
-            ..
-        } => {}
-        other => {
-            return Err(format!(
-                "{kind} `{name}` is {other:?}; expected a float32 tensor"
-            ))
-        }
+        ValueType::Tensor { ty: TensorElementType::Float32, .. } => {}
+        other => return Err(format!("{kind} `{name}` is {other:?}; expected a float32 tensor")),
     }
     let got = tensor_dims(outlet).unwrap_or_default();
     let bad_dim = if got.len() != expected.len() {

@@ -15,18 +15,12 @@ pub enum OutputError {
     #[error("cannot write {path}: {reason}")]
     Write { path: PathBuf, reason: String },
     #[error("{path}: unsupported extension; expected {expected}")]
-    Extension {
-        path: PathBuf,
-        expected: &'static str,
-    },
+    Extension { path: PathBuf, expected: &'static str },
 }
 
 impl OutputError {
     pub fn write(path: &Path, e: impl std::fmt::Display) -> Self {
-        OutputError::Write {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        }
+        OutputError::Write { path: path.to_path_buf(), reason: e.to_string() }
     }
 }
 
@@ -53,18 +47,10 @@ pub enum ScoreFormat {
 
 impl ScoreFormat {
     pub fn from_path(path: &Path) -> Result<Self, OutputError> {
-        match path
-            .extension()
-            .and_then(|e| e.to_str())
-            .map(str::to_ascii_lowercase)
-            .as_deref()
-        {
+        match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
             Some("jsonl") | Some("json") | Some("ndjson") => Ok(ScoreFormat::Jsonl),
             Some("csv") => Ok(ScoreFormat::Csv),
-            _ => Err(OutputError::Extension {
-                path: path.to_path_buf(),
-                expected: ".jsonl or .csv",
-            }),
+            _ => Err(OutputError::Extension { path: path.to_path_buf(), expected: ".jsonl or .csv" }),
         }
     }
 }
@@ -83,10 +69,7 @@ pub fn write_scores(path: &Path, records: &[ScoreRecord]) -> Result<(), OutputEr
                 }
             }
             ScoreFormat::Csv => {
-                writeln!(
-                    w,
-                    "source,snippet,frame_start,frame_end,time_start_s,time_end_s,score,magnitude"
-                )?;
+                writeln!(w, "source,snippet,frame_start,frame_end,time_start_s,time_end_s,score,magnitude")?;
                 for r in records {
                     writeln!(
                         w,
@@ -119,10 +102,7 @@ fn csv_field(s: &str) -> String {
 /// Replaces `{stem}` in an output path template with a video's file stem, or, when several
 /// videos share one output path without the placeholder, inserts `.<stem>` before the extension.
 pub fn per_video_path(template: &Path, video: &Path, many: bool) -> PathBuf {
-    let stem = video
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .unwrap_or("video");
+    let stem = video.file_stem().and_then(|s| s.to_str()).unwrap_or("video");
     let text = template.to_string_lossy();
     if text.contains("{stem}") {
         return PathBuf::from(text.replace("{stem}", stem));
@@ -158,47 +138,26 @@ mod tests {
         let j = dir.path().join("s.jsonl");
         write_scores(&j, &[rec(0), rec(1)]).unwrap();
         let text = std::fs::read_to_string(&j).unwrap();
-        let lines: Vec<serde_json::Value> = text
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
+        let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[1]["snippet"], 1);
         assert_eq!(lines[1]["score"], 0.25);
         let c = dir.path().join("s.csv");
         write_scores(&c, &[rec(0)]).unwrap();
         let text = std::fs::read_to_string(&c).unwrap();
-        assert_eq!(
-            text.lines().nth(1).unwrap(),
-            "\"a,b.avi\",0,0,15,0.000,1.600,0.25,3.5"
-        );
+        assert_eq!(text.lines().nth(1).unwrap(), "\"a,b.avi\",0,0,15,0.000,1.600,0.25,3.5");
     }
 
     #[test]
     fn bad_extension_and_unwritable() {
-        assert!(matches!(
-            write_scores(Path::new("x.txt"), &[]),
-            Err(OutputError::Extension { .. })
-        ));
-        assert!(matches!(
-            write_scores(Path::new("/nonexistent/dir/x.csv"), &[]),
-            Err(OutputError::Write { .. })
-        ));
+        assert!(matches!(write_scores(Path::new("x.txt"), &[]), Err(OutputError::Extension { .. })));
+        assert!(matches!(write_scores(Path::new("/nonexistent/dir/x.csv"), &[]), Err(OutputError::Write { .. })));
     }
 
     #[test]
     fn per_video_paths() {
-        assert_eq!(
-            per_video_path(Path::new("o/{stem}.svg"), Path::new("v/a.avi"), true),
-            PathBuf::from("o/a.svg")
-        );
-        assert_eq!(
-            per_video_path(Path::new("o/p.svg"), Path::new("v/a.avi"), false),
-            PathBuf::from("o/p.svg")
-        );
-        assert_eq!(
-            per_video_path(Path::new("o/p.svg"), Path::new("v/a.avi"), true),
-            PathBuf::from("o/p.a.svg")
-        );
+        assert_eq!(per_video_path(Path::new("o/{stem}.svg"), Path::new("v/a.avi"), true), PathBuf::from("o/a.svg"));
+        assert_eq!(per_video_path(Path::new("o/p.svg"), Path::new("v/a.avi"), false), PathBuf::from("o/p.svg"));
+        assert_eq!(per_video_path(Path::new("o/p.svg"), Path::new("v/a.avi"), true), PathBuf::from("o/p.a.svg"));
     }
 }

@@ -47,10 +47,7 @@ fn font_available() -> bool {
 
 /// Writes the plot to `path` (`.svg` or `.png`).
 pub fn plot_scores(path: &Path, input: &PlotInput) -> Result<(), OutputError> {
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase);
+    let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
     let size = (1200u32, 400u32);
     let res = match ext.as_deref() {
         Some("svg") => {
@@ -70,21 +67,12 @@ pub fn plot_scores(path: &Path, input: &PlotInput) -> Result<(), OutputError> {
             let root = BitMapBackend::new(path, size).into_drawing_area();
             draw(&root, input, text).and_then(|_| root.present().map_err(|e| e.to_string()))
         }
-        _ => {
-            return Err(OutputError::Extension {
-                path: path.to_path_buf(),
-                expected: ".svg or .png",
-            })
-        }
+        _ => return Err(OutputError::Extension { path: path.to_path_buf(), expected: ".svg or .png" }),
     };
     res.map_err(|e| OutputError::write(path, e))
 }
 
-fn draw<DB: DrawingBackend>(
-    root: &DrawingArea<DB, Shift>,
-    input: &PlotInput,
-    text: bool,
-) -> Result<(), String>
+fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, input: &PlotInput, text: bool) -> Result<(), String>
 where
     DB::ErrorType: 'static,
 {
@@ -100,14 +88,9 @@ where
     let mut builder = ChartBuilder::on(root);
     builder.margin(12);
     if text {
-        builder
-            .caption(&input.title, ("sans-serif", 18))
-            .x_label_area_size(36)
-            .y_label_area_size(48);
+        builder.caption(&input.title, ("sans-serif", 18)).x_label_area_size(36).y_label_area_size(48);
     }
-    let mut chart = builder
-        .build_cartesian_2d(0f64..t_end, 0f64..1.05f64)
-        .map_err(err)?;
+    let mut chart = builder.build_cartesian_2d(0f64..t_end, 0f64..1.05f64).map_err(err)?;
     if text {
         chart
             .configure_mesh()
@@ -119,39 +102,19 @@ where
     }
     let gt_style = RGBColor(70, 130, 220).mix(0.25).filled();
     chart
-        .draw_series(
-            input
-                .ground_truth
-                .iter()
-                .map(|&(a, b)| Rectangle::new([(a, 0.0), (b, 1.05)], gt_style)),
-        )
+        .draw_series(input.ground_truth.iter().map(|&(a, b)| Rectangle::new([(a, 0.0), (b, 1.05)], gt_style)))
         .map_err(err)?;
     let alert_style = RGBColor(230, 60, 50).mix(0.25).filled();
     chart
-        .draw_series(
-            input
-                .alerts
-                .iter()
-                .map(|&(a, b)| Rectangle::new([(a, 0.0), (b, 1.0)], alert_style)),
-        )
+        .draw_series(input.alerts.iter().map(|&(a, b)| Rectangle::new([(a, 0.0), (b, 1.0)], alert_style)))
         .map_err(err)?;
     if let Some((on, off)) = input.thresholds {
-        for (v, c) in [
-            (on as f64, RGBColor(200, 40, 40)),
-            (off as f64, RGBColor(230, 150, 40)),
-        ] {
-            chart
-                .draw_series(LineSeries::new([(0.0, v), (t_end, v)], c.stroke_width(1)))
-                .map_err(err)?;
+        for (v, c) in [(on as f64, RGBColor(200, 40, 40)), (off as f64, RGBColor(230, 150, 40))] {
+            chart.draw_series(LineSeries::new([(0.0, v), (t_end, v)], c.stroke_width(1))).map_err(err)?;
         }
     }
-    let steps = input
-        .snippets
-        .iter()
-        .flat_map(|&(a, b, s)| [(a, s as f64), (b, s as f64)]);
-    chart
-        .draw_series(LineSeries::new(steps, BLACK.stroke_width(2)))
-        .map_err(err)?;
+    let steps = input.snippets.iter().flat_map(|&(a, b, s)| [(a, s as f64), (b, s as f64)]);
+    chart.draw_series(LineSeries::new(steps, BLACK.stroke_width(2))).map_err(err)?;
     Ok(())
 }
 
@@ -162,9 +125,7 @@ mod tests {
     fn input() -> PlotInput {
         PlotInput {
             title: "clip.avi".into(),
-            snippets: (0..10)
-                .map(|i| (i as f64, i as f64 + 1.0, (i as f32) / 10.0))
-                .collect(),
+            snippets: (0..10).map(|i| (i as f64, i as f64 + 1.0, (i as f32) / 10.0)).collect(),
             alerts: vec![(6.0, 9.0)],
             ground_truth: vec![(5.5, 10.0)],
             thresholds: Some((0.6, 0.4)),
@@ -178,15 +139,9 @@ mod tests {
         plot_scores(&p, &input()).unwrap();
         let svg = std::fs::read_to_string(&p).unwrap();
         assert!(svg.starts_with("<svg"));
-        assert!(
-            svg.contains("clip.avi"),
-            "title drawn (needs fonts-dejavu-core)"
-        );
+        assert!(svg.contains("clip.avi"), "title drawn (needs fonts-dejavu-core)");
         assert!(svg.contains("polyline"), "score line drawn");
-        assert!(
-            svg.matches("<rect").count() >= 3,
-            "background, gt and alert spans"
-        );
+        assert!(svg.matches("<rect").count() >= 3, "background, gt and alert spans");
     }
 
     #[test]
@@ -200,9 +155,6 @@ mod tests {
 
     #[test]
     fn unknown_extension() {
-        assert!(matches!(
-            plot_scores(Path::new("p.gif"), &input()),
-            Err(OutputError::Extension { .. })
-        ));
+        assert!(matches!(plot_scores(Path::new("p.gif"), &input()), Err(OutputError::Extension { .. })));
     }
 }

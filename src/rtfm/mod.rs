@@ -27,20 +27,12 @@ pub struct RtfmWidths {
 
 impl RtfmWidths {
     /// The published network's widths.
-    pub const REFERENCE: RtfmWidths = RtfmWidths {
-        feature_dim: 2048,
-        temporal_width: 512,
-        nonlocal_width: 256,
-        head: [512, 128],
-    };
+    pub const REFERENCE: RtfmWidths =
+        RtfmWidths { feature_dim: 2048, temporal_width: 512, nonlocal_width: 256, head: [512, 128] };
 
     /// The residual add needs 4 * temporal_width == feature_dim; every width must be positive.
     pub fn validate(&self) -> Result<(), String> {
-        if self.feature_dim == 0
-            || self.temporal_width == 0
-            || self.nonlocal_width == 0
-            || self.head.contains(&0)
-        {
+        if self.feature_dim == 0 || self.temporal_width == 0 || self.nonlocal_width == 0 || self.head.contains(&0) {
             return Err("every RTFM width must be positive".into());
         }
         if 4 * self.temporal_width != self.feature_dim {
@@ -74,10 +66,7 @@ impl RtfmWidths {
         push("Aggregate.conv_5.0.weight".into(), vec![d, d, 3]);
         bn(&mut push, "Aggregate.conv_5.2", d);
         for branch in ["g", "theta", "phi"] {
-            push(
-                format!("Aggregate.non_local.{branch}.weight"),
-                vec![nl, c, 1],
-            );
+            push(format!("Aggregate.non_local.{branch}.weight"), vec![nl, c, 1]);
             push(format!("Aggregate.non_local.{branch}.bias"), vec![nl]);
         }
         push("Aggregate.non_local.W.0.weight".into(), vec![c, nl, 1]);
@@ -115,10 +104,5 @@ pub enum CheckpointError {
     #[error("checkpoint {path}: unexpected tensors {extra:?}")]
     Extra { path: String, extra: Vec<String> },
     #[error("checkpoint {path}: tensor {name} has shape {got:?}, expected {expected:?}")]
-    Shape {
-        path: String,
-        name: String,
-        got: Vec<usize>,
-        expected: Vec<usize>,
-    },
+    Shape { path: String, name: String, got: Vec<usize>, expected: Vec<usize> },
 }

@@ -61,12 +61,7 @@ impl Value {
 
 /// Reads one pickle starting at `*pos`, leaving `*pos` just after its STOP opcode.
 pub(crate) fn read(bytes: &[u8], pos: &mut usize) -> Result<Value, String> {
-    let mut m = Machine {
-        bytes,
-        pos: *pos,
-        stack: Vec::new(),
-        memo: HashMap::new(),
-    };
+    let mut m = Machine { bytes, pos: *pos, stack: Vec::new(), memo: HashMap::new() };
     let v = m.run()?;
     *pos = m.pos;
     Ok(v)
@@ -81,17 +76,9 @@ struct Machine<'a> {
 
 impl Machine<'_> {
     fn take(&mut self, n: usize) -> Result<&[u8], String> {
-        let end = self
-            .pos
-            .checked_add(n)
-            .filter(|&e| e <= self.bytes.len())
-            .ok_or_else(|| {
-                format!(
-                    "truncated pickle: needs {n} bytes at offset {}, file has {}",
-                    self.pos,
-                    self.bytes.len()
-                )
-            })?;
+        let end = self.pos.checked_add(n).filter(|&e| e <= self.bytes.len()).ok_or_else(|| {
+            format!("truncated pickle: needs {n} bytes at offset {}, file has {}", self.pos, self.bytes.len())
+        })?;
         let s = &self.bytes[self.pos..end];
         self.pos = end;
         Ok(s)
@@ -115,10 +102,7 @@ impl Machine<'_> {
     }
     fn line(&mut self) -> Result<String, String> {
         let rest = &self.bytes[self.pos.min(self.bytes.len())..];
-        let n = rest
-            .iter()
-            .position(|&b| b == b'\n')
-            .ok_or("truncated pickle: unterminated GLOBAL name")?;
+        let n = rest.iter().position(|&b| b == b'\n').ok_or("truncated pickle: unterminated GLOBAL name")?;
         let s = String::from_utf8(rest[..n].to_vec()).map_err(|_| "GLOBAL name is not UTF-8")?;
         self.pos += n + 1;
         Ok(s)
@@ -127,38 +111,23 @@ impl Machine<'_> {
         usize::try_from(n).map_err(|_| format!("length {n} does not fit in memory"))
     }
     fn pop(&mut self) -> Result<Value, String> {
-        self.stack
-            .pop()
-            .ok_or_else(|| format!("pickle stack underflow at offset {}", self.pos))
+        self.stack.pop().ok_or_else(|| format!("pickle stack underflow at offset {}", self.pos))
     }
     fn pop_mark(&mut self) -> Result<Vec<Value>, String> {
-        let i = self
-            .stack
-            .iter()
-            .rposition(|v| *v == Value::Mark)
-            .ok_or("pickle MARK not found")?;
+        let i = self.stack.iter().rposition(|v| *v == Value::Mark).ok_or("pickle MARK not found")?;
         let items = self.stack.split_off(i + 1);
         self.stack.pop();
         Ok(items)
     }
     fn top(&mut self) -> Result<&mut Value, String> {
         let pos = self.pos;
-        self.stack
-            .last_mut()
-            .ok_or_else(|| format!("pickle stack underflow at offset {pos}"))
+        self.stack.last_mut().ok_or_else(|| format!("pickle stack underflow at offset {pos}"))
     }
     fn memo_get(&self, id: u32) -> Result<Value, String> {
-        self.memo
-            .get(&id)
-            .cloned()
-            .ok_or_else(|| format!("pickle memo entry {id} missing"))
+        self.memo.get(&id).cloned().ok_or_else(|| format!("pickle memo entry {id} missing"))
     }
     fn memo_put(&mut self, id: u32) -> Result<(), String> {
-        let v = self
-            .stack
-            .last()
-            .cloned()
-            .ok_or("pickle PUT on an empty stack")?;
+        let v = self.stack.last().cloned().ok_or("pickle PUT on an empty stack")?;
         self.memo.insert(id, v);
         Ok(())
     }
@@ -179,9 +148,7 @@ impl Machine<'_> {
     fn run(&mut self) -> Result<Value, String> {
         loop {
             let at = self.pos;
-            let op = self
-                .u8()
-                .map_err(|_| format!("truncated pickle: no STOP opcode by offset {at}"))?;
+            let op = self.u8().map_err(|_| format!("truncated pickle: no STOP opcode by offset {at}"))?;
             match op {
                 0x80 => {
                     let proto = self.u8()?;
@@ -229,8 +196,7 @@ impl Machine<'_> {
                         _ => self.u64()?,
                     };
                     let n = self.len_usize(n)?;
-                    let s = String::from_utf8(self.take(n)?.to_vec())
-                        .map_err(|_| "pickle string is not UTF-8")?;
+                    let s = String::from_utf8(self.take(n)?.to_vec()).map_err(|_| "pickle string is not UTF-8")?;
                     self.stack.push(Value::Str(s))
                 }
                 b'T' | b'U' | b'B' | b'C' | 0x8e => {
@@ -243,9 +209,7 @@ impl Machine<'_> {
                     let b = self.take(n)?.to_vec();
                     // Python 2 strings (T, U) are almost always ASCII names.
                     let v = if matches!(op, b'T' | b'U') {
-                        String::from_utf8(b.clone())
-                            .map(Value::Str)
-                            .unwrap_or(Value::Bytes(b))
+                        String::from_utf8(b.clone()).map(Value::Str).unwrap_or(Value::Bytes(b))
                     } else {
                         Value::Bytes(b)
                     };
@@ -260,9 +224,7 @@ impl Machine<'_> {
                     let name = self.pop()?;
                     let module = self.pop()?;
                     match (module, name) {
-                        (Value::Str(module), Value::Str(name)) => {
-                            self.stack.push(Value::Global { module, name })
-                        }
+                        (Value::Str(module), Value::Str(name)) => self.stack.push(Value::Global { module, name }),
                         _ => return Err("pickle STACK_GLOBAL with non-string names".into()),
                     }
                 }
@@ -344,15 +306,10 @@ impl Machine<'_> {
                     let callable = self.pop()?;
                     // An OrderedDict is built empty and then filled by SETITEMS: model it as a dict.
                     let v = match &callable {
-                        Value::Global { module, name }
-                            if module == "collections" && name == "OrderedDict" =>
-                        {
+                        Value::Global { module, name } if module == "collections" && name == "OrderedDict" => {
                             Value::Dict(Vec::new())
                         }
-                        _ => Value::Reduce {
-                            callable: Box::new(callable),
-                            args: Box::new(args),
-                        },
+                        _ => Value::Reduce { callable: Box::new(callable), args: Box::new(args) },
                     };
                     self.stack.push(v)
                 }
@@ -362,10 +319,7 @@ impl Machine<'_> {
                     // A dict's BUILD state is its attributes (state_dict's `_metadata`), not items.
                     let v = match obj {
                         Value::Dict(_) => obj,
-                        obj => Value::Build {
-                            obj: Box::new(obj),
-                            state: Box::new(state),
-                        },
+                        obj => Value::Build { obj: Box::new(obj), state: Box::new(state) },
                     };
                     self.stack.push(v)
                 }
@@ -373,18 +327,10 @@ impl Machine<'_> {
                     self.pop()?;
                 }
                 b'2' => {
-                    let v = self
-                        .stack
-                        .last()
-                        .cloned()
-                        .ok_or("pickle DUP on an empty stack")?;
+                    let v = self.stack.last().cloned().ok_or("pickle DUP on an empty stack")?;
                     self.stack.push(v)
                 }
-                other => {
-                    return Err(format!(
-                        "unsupported pickle opcode 0x{other:02x} at offset {at}"
-                    ))
-                }
+                other => return Err(format!("unsupported pickle opcode 0x{other:02x} at offset {at}")),
             }
         }
     }
@@ -418,19 +364,8 @@ mod tests {
         assert_eq!(pos, bytes.len());
         let Value::Dict(d) = v else { panic!("{v:?}") };
         assert_eq!(d[0].0, Value::Str("a".into()));
-        assert_eq!(
-            d[0].1,
-            Value::Tuple(vec![
-                Value::Int(1),
-                Value::Int(-2),
-                Value::Int(300),
-                Value::Str("x".into())
-            ])
-        );
-        assert_eq!(
-            d[1].1,
-            Value::List(vec![Value::Bool(true), Value::None, Value::Float(1.5)])
-        );
+        assert_eq!(d[0].1, Value::Tuple(vec![Value::Int(1), Value::Int(-2), Value::Int(300), Value::Str("x".into())]));
+        assert_eq!(d[1].1, Value::List(vec![Value::Bool(true), Value::None, Value::Float(1.5)]));
     }
 
     #[test]
@@ -439,12 +374,7 @@ mod tests {
         let bytes: &[u8] = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19.";
         let mut pos = 0;
         let v = read(bytes, &mut pos).unwrap();
-        assert_eq!(
-            v,
-            Value::BigInt(vec![
-                0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19
-            ])
-        );
+        assert_eq!(v, Value::BigInt(vec![0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19]));
     }
 
     #[test]

@@ -28,10 +28,7 @@ impl JsonlSink {
                     .create(true)
                     .append(true)
                     .open(&path)
-                    .map_err(|source| SinkError::Jsonl {
-                        path: path.clone(),
-                        source,
-                    })?,
+                    .map_err(|source| SinkError::Jsonl { path: path.clone(), source })?,
             )
         };
         Ok(JsonlSink { path, out })
@@ -39,10 +36,7 @@ impl JsonlSink {
 
     /// A sink writing to any writer (tests, golden files).
     pub fn to_writer(out: Box<dyn Write + Send>) -> JsonlSink {
-        JsonlSink {
-            path: PathBuf::from("<writer>"),
-            out,
-        }
+        JsonlSink { path: PathBuf::from("<writer>"), out }
     }
 }
 
@@ -58,16 +52,10 @@ impl Sink for JsonlSink {
         self.out
             .write_all(&line)
             .and_then(|()| self.out.flush())
-            .map_err(|source| SinkError::Jsonl {
-                path: self.path.clone(),
-                source,
-            })
+            .map_err(|source| SinkError::Jsonl { path: self.path.clone(), source })
     }
 
     fn flush(&mut self, _timeout: Duration) -> Result<(), SinkError> {
-        self.out.flush().map_err(|source| SinkError::Jsonl {
-            path: self.path.clone(),
-            source,
-        })
+        self.out.flush().map_err(|source| SinkError::Jsonl { path: self.path.clone(), source })
     }
 }

@@ -32,28 +32,17 @@ pub use webhook::WebhookSink;
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
     #[error("outbox {path}: {what}: {source}", path = .path.display())]
-    Outbox {
-        path: PathBuf,
-        what: &'static str,
-        source: std::io::Error,
-    },
+    Outbox { path: PathBuf, what: &'static str, source: std::io::Error },
     #[error("outbox {dir} is full ({max} undelivered events): event refused", dir = .dir.display())]
     OutboxFull { dir: PathBuf, max: usize },
     #[error("encoding an event as JSON: {0}")]
     Encode(serde_json::Error),
     #[error("jsonl sink {path}: {source}", path = .path.display())]
-    Jsonl {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Jsonl { path: PathBuf, source: std::io::Error },
     #[error("{sink} sink: {reason}")]
     Setup { sink: &'static str, reason: String },
     #[error("{sink} sink: {depth} events still undelivered after {timeout:?}")]
-    FlushTimeout {
-        sink: &'static str,
-        depth: usize,
-        timeout: Duration,
-    },
+    FlushTimeout { sink: &'static str, depth: usize, timeout: Duration },
     #[error("{} sinks failed: {}", .0.len(), .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
     Several(Vec<SinkError>),
 }
@@ -103,19 +92,11 @@ impl SinkSet {
         }
         if let Some(m) = &cfg.mqtt {
             let ob = open_outbox(cfg, "mqtt", metrics)?;
-            sinks.push(Box::new(MqttSink::start(
-                m,
-                ob,
-                metrics.and_then(|m| m.sink("mqtt")),
-            )?));
+            sinks.push(Box::new(MqttSink::start(m, ob, metrics.and_then(|m| m.sink("mqtt")))?));
         }
         if let Some(w) = &cfg.webhook {
             let ob = open_outbox(cfg, "webhook", metrics)?;
-            sinks.push(Box::new(WebhookSink::start(
-                w,
-                ob,
-                metrics.and_then(|m| m.sink("webhook")),
-            )?));
+            sinks.push(Box::new(WebhookSink::start(w, ob, metrics.and_then(|m| m.sink("webhook")))?));
         }
         Ok(SinkSet { sinks })
     }
@@ -151,11 +132,7 @@ impl SinkSet {
     /// Flushes every sink within one shared `timeout`.
     pub fn flush(&mut self, timeout: Duration) -> Result<(), SinkError> {
         let deadline = Instant::now() + timeout;
-        collect(
-            self.sinks
-                .iter_mut()
-                .map(|s| s.flush(deadline.saturating_duration_since(Instant::now()))),
-        )
+        collect(self.sinks.iter_mut().map(|s| s.flush(deadline.saturating_duration_since(Instant::now()))))
     }
 
     /// `(name, depth)` per sink.
@@ -164,15 +141,11 @@ impl SinkSet {
     }
 
     pub fn camera_status(&mut self, camera: &str, online: bool) {
-        self.sinks
-            .iter_mut()
-            .for_each(|s| s.camera_status(camera, online));
+        self.sinks.iter_mut().for_each(|s| s.camera_status(camera, online));
     }
 
     pub fn score(&mut self, camera: &str, time_s: f64, score: f32) {
-        self.sinks
-            .iter_mut()
-            .for_each(|s| s.score(camera, time_s, score));
+        self.sinks.iter_mut().for_each(|s| s.score(camera, time_s, score));
     }
 }
 
@@ -185,11 +158,7 @@ fn collect(results: impl Iterator<Item = Result<(), SinkError>>) -> Result<(), S
     }
 }
 
-fn open_outbox(
-    cfg: &SinksConfig,
-    name: &str,
-    metrics: Option<&Metrics>,
-) -> Result<Outbox, SinkError> {
+fn open_outbox(cfg: &SinksConfig, name: &str, metrics: Option<&Metrics>) -> Result<Outbox, SinkError> {
     let mut ob = Outbox::open(cfg.outbox_dir.join(name), cfg.outbox_max_events)?;
     if let Some(m) = metrics.and_then(|m| m.sink(name)) {
         ob.set_metrics(m);
@@ -209,13 +178,7 @@ impl Durable {
         let (wake_tx, wake_rx) = crossbeam_channel::bounded(1);
         // Pending events from a previous run: look at once.
         let _ = wake_tx.try_send(());
-        (
-            Arc::new(Durable {
-                outbox: Mutex::new(outbox),
-                wake_tx,
-            }),
-            wake_rx,
-        )
+        (Arc::new(Durable { outbox: Mutex::new(outbox), wake_tx }), wake_rx)
     }
 
     pub(crate) fn outbox(&self) -> MutexGuard<'_, Outbox> {
@@ -241,11 +204,7 @@ impl Durable {
                 return Ok(());
             }
             if Instant::now() >= deadline {
-                return Err(SinkError::FlushTimeout {
-                    sink,
-                    depth,
-                    timeout,
-                });
+                return Err(SinkError::FlushTimeout { sink, depth, timeout });
             }
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -254,7 +213,5 @@ impl Durable {
 
 /// Seconds since the Unix epoch (for status payloads).
 pub(crate) fn unix_now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
 }

@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use rumqttc::{
-    Client, ConnectReturnCode, Connection, Event, LastWill, MqttOptions, Outgoing, Packet, QoS,
-    RecvTimeoutError, TlsConfiguration, Transport,
+    Client, ConnectReturnCode, Connection, Event, LastWill, MqttOptions, Outgoing, Packet, QoS, RecvTimeoutError,
+    TlsConfiguration, Transport,
 };
 
 use crate::alert::AlertEvent;
@@ -37,15 +37,8 @@ const WINDOW: usize = 16;
 const COMMANDS: usize = 256;
 
 enum Command {
-    Status {
-        camera: String,
-        online: bool,
-    },
-    Score {
-        camera: String,
-        time_s: f64,
-        score: f32,
-    },
+    Status { camera: String, online: bool },
+    Score { camera: String, time_s: f64, score: f32 },
 }
 
 /// Publishes events to an MQTT broker, durably.
@@ -59,35 +52,18 @@ pub struct MqttSink {
 /// Replaces characters that are not safe in a topic level (a camera id is already safe; a
 /// replayed file name may not be).
 pub fn topic_level(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
+    s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' }).collect()
 }
 
 fn status_payload(online: bool) -> Vec<u8> {
     let status = if online { "online" } else { "offline" };
-    serde_json::json!({ "status": status, "timestamp": unix_now() })
-        .to_string()
-        .into_bytes()
+    serde_json::json!({ "status": status, "timestamp": unix_now() }).to_string().into_bytes()
 }
 
 impl MqttSink {
     /// Connects (in the background, retrying with backoff) and starts delivering `outbox`.
-    pub fn start(
-        cfg: &MqttConfig,
-        outbox: Outbox,
-        metrics: Option<Arc<SinkMetrics>>,
-    ) -> Result<MqttSink, SinkError> {
-        let setup = |reason: String| SinkError::Setup {
-            sink: "mqtt",
-            reason,
-        };
+    pub fn start(cfg: &MqttConfig, outbox: Outbox, metrics: Option<Arc<SinkMetrics>>) -> Result<MqttSink, SinkError> {
+        let setup = |reason: String| SinkError::Setup { sink: "mqtt", reason };
         let mut opts = MqttOptions::new(cfg.client_id.clone(), cfg.host.clone(), cfg.port);
         opts.set_keep_alive(cfg.keep_alive);
         opts.set_clean_session(true);
@@ -106,19 +82,14 @@ impl MqttSink {
         if let Some(tls) = &cfg.tls {
             // Only the ring provider is compiled in; make it the process default explicitly.
             let _ = rustls::crypto::ring::default_provider().install_default();
-            let read = |p: &std::path::Path| {
-                std::fs::read(p).map_err(|e| setup(format!("reading {}: {e}", p.display())))
-            };
+            let read =
+                |p: &std::path::Path| std::fs::read(p).map_err(|e| setup(format!("reading {}: {e}", p.display())));
             let ca = read(&tls.ca_file)?;
             let client_auth = match (&tls.client_cert, &tls.client_key) {
                 (Some(c), Some(k)) => Some((read(c)?, read(k)?)),
                 _ => None,
             };
-            opts.set_transport(Transport::tls_with_config(TlsConfiguration::Simple {
-                ca,
-                alpn: None,
-                client_auth,
-            }));
+            opts.set_transport(Transport::tls_with_config(TlsConfiguration::Simple { ca, alpn: None, client_auth }));
         }
         let (client, connection) = Client::new(opts, 64);
         let (durable, wake) = Durable::new(outbox);
@@ -129,10 +100,7 @@ impl MqttSink {
             connection,
             prefix,
             reconnect: cfg.reconnect,
-            score_interval: cfg
-                .scores
-                .enabled
-                .then(|| Duration::from_secs_f64(1.0 / cfg.scores.max_rate_hz)),
+            score_interval: cfg.scores.enabled.then(|| Duration::from_secs_f64(1.0 / cfg.scores.max_rate_hz)),
             durable: Arc::clone(&durable),
             metrics,
             connected: false,
@@ -147,12 +115,7 @@ impl MqttSink {
             .name("sink-mqtt".into())
             .spawn(move || worker.run(&wake, &commands_rx, &shutdown_rx))
             .map_err(|e| setup(format!("starting thread: {e}")))?;
-        Ok(MqttSink {
-            durable,
-            commands,
-            shutdown: Some(shutdown),
-            thread: Some(thread),
-        })
+        Ok(MqttSink { durable, commands, shutdown: Some(shutdown), thread: Some(thread) })
     }
 }
 
@@ -170,17 +133,10 @@ impl Sink for MqttSink {
         self.durable.depth()
     }
     fn camera_status(&mut self, camera: &str, online: bool) {
-        let _ = self.commands.try_send(Command::Status {
-            camera: camera.to_string(),
-            online,
-        });
+        let _ = self.commands.try_send(Command::Status { camera: camera.to_string(), online });
     }
     fn score(&mut self, camera: &str, time_s: f64, score: f32) {
-        let _ = self.commands.try_send(Command::Score {
-            camera: camera.to_string(),
-            time_s,
-            score,
-        });
+        let _ = self.commands.try_send(Command::Score { camera: camera.to_string(), time_s, score });
     }
 }
 
@@ -274,8 +230,7 @@ impl Worker {
                 self.connected = true;
                 let topic = format!("{}/daemon/status", self.prefix);
                 self.publish(topic, QoS::AtLeastOnce, true, status_payload(true), None);
-                let statuses: Vec<(String, bool)> =
-                    self.statuses.iter().map(|(c, s)| (c.clone(), *s)).collect();
+                let statuses: Vec<(String, bool)> = self.statuses.iter().map(|(c, s)| (c.clone(), *s)).collect();
                 for (camera, online) in statuses {
                     self.publish_status(&camera, online);
                 }
@@ -305,14 +260,7 @@ impl Worker {
         self.last_sent = None;
     }
 
-    fn publish(
-        &mut self,
-        topic: String,
-        qos: QoS,
-        retain: bool,
-        payload: Vec<u8>,
-        tag: Option<u64>,
-    ) -> bool {
+    fn publish(&mut self, topic: String, qos: QoS, retain: bool, payload: Vec<u8>, tag: Option<u64>) -> bool {
         match self.client.try_publish(topic, qos, retain, payload) {
             Ok(()) => {
                 self.tags.push_back(tag);
@@ -338,11 +286,7 @@ impl Worker {
                     self.publish_status(&camera, online);
                 }
             }
-            Command::Score {
-                camera,
-                time_s,
-                score,
-            } => {
+            Command::Score { camera, time_s, score } => {
                 let Some(every) = self.score_interval else {
                     return;
                 };
@@ -350,19 +294,13 @@ impl Worker {
                     return;
                 }
                 let now = Instant::now();
-                if self
-                    .last_score
-                    .get(&camera)
-                    .is_some_and(|t| now.duration_since(*t) < every)
-                {
+                if self.last_score.get(&camera).is_some_and(|t| now.duration_since(*t) < every) {
                     return;
                 }
                 self.last_score.insert(camera.clone(), now);
                 let topic = format!("{}/{}/score", self.prefix, topic_level(&camera));
                 let payload =
-                    serde_json::json!({ "camera": camera, "time_s": time_s, "score": score })
-                        .to_string()
-                        .into_bytes();
+                    serde_json::json!({ "camera": camera, "time_s": time_s, "score": score }).to_string().into_bytes();
                 self.publish(topic, QoS::AtMostOnce, false, payload, None);
             }
         }
@@ -371,18 +309,13 @@ impl Worker {
     /// Publishes outbox entries after `last_sent`, keeping at most `WINDOW` awaiting PUBACK.
     fn publish_pending(&mut self) {
         loop {
-            let outstanding =
-                self.inflight.len() + self.tags.iter().filter(|t| t.is_some()).count();
+            let outstanding = self.inflight.len() + self.tags.iter().filter(|t| t.is_some()).count();
             if outstanding >= WINDOW {
                 return;
             }
             let (entry, body) = {
                 let ob = self.durable.outbox();
-                let Some(entry) = ob
-                    .pending()
-                    .find(|e| self.last_sent.is_none_or(|s| e.seq > s))
-                    .cloned()
-                else {
+                let Some(entry) = ob.pending().find(|e| self.last_sent.is_none_or(|s| e.seq > s)).cloned() else {
                     return;
                 };
                 let body = ob.read(&entry);

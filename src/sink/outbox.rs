@@ -40,11 +40,7 @@ pub struct Outbox {
 }
 
 fn io_err<'a>(path: &'a Path, what: &'static str) -> impl FnOnce(std::io::Error) -> SinkError + 'a {
-    move |source| SinkError::Outbox {
-        path: path.to_path_buf(),
-        what,
-        source,
-    }
+    move |source| SinkError::Outbox { path: path.to_path_buf(), what, source }
 }
 
 impl Outbox {
@@ -73,27 +69,16 @@ impl Outbox {
             let Ok(seq) = seq.parse::<u64>() else {
                 continue;
             };
-            pending.push(OutboxEntry {
-                seq,
-                id: id.to_string(),
-                path,
-            });
+            pending.push(OutboxEntry { seq, id: id.to_string(), path });
         }
         pending.sort_by_key(|e| e.seq);
         let next_seq = pending.last().map_or(1, |e| e.seq + 1);
-        Ok(Outbox {
-            dir,
-            next_seq,
-            pending: pending.into(),
-            max_events: max_events.max(1),
-            metrics: None,
-        })
+        Ok(Outbox { dir, next_seq, pending: pending.into(), max_events: max_events.max(1), metrics: None })
     }
 
     /// Counts pushes and acks in `m` (events found pending at open count as pushed).
     pub fn set_metrics(&mut self, m: Arc<SinkMetrics>) {
-        m.enqueued
-            .fetch_add(self.pending.len() as u64, Ordering::Relaxed);
+        m.enqueued.fetch_add(self.pending.len() as u64, Ordering::Relaxed);
         self.metrics = Some(m);
     }
 
@@ -126,10 +111,7 @@ impl Outbox {
             if let Some(m) = &self.metrics {
                 m.refused.fetch_add(1, Ordering::Relaxed);
             }
-            return Err(SinkError::OutboxFull {
-                dir: self.dir.clone(),
-                max: self.max_events,
-            });
+            return Err(SinkError::OutboxFull { dir: self.dir.clone(), max: self.max_events });
         }
         let body = serde_json::to_vec(ev).map_err(SinkError::Encode)?;
         let seq = self.next_seq;
@@ -137,13 +119,7 @@ impl Outbox {
         let id: String = ev
             .id
             .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                    c
-                } else {
-                    '_'
-                }
-            })
+            .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
             .take(64)
             .collect();
         let name = format!("{seq:020}-{id}.json");
@@ -196,7 +172,5 @@ impl Outbox {
 
 fn sync_dir(dir: &Path) -> Result<(), SinkError> {
     // Makes the rename durable; directories open read-only on Unix.
-    fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err(dir, "syncing outbox directory"))
+    fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir, "syncing outbox directory"))
 }

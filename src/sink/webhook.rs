@@ -31,11 +31,8 @@ impl WebhookSink {
         outbox: Outbox,
         metrics: Option<Arc<SinkMetrics>>,
     ) -> Result<WebhookSink, SinkError> {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .timeout_global(Some(cfg.timeout))
-            .http_status_as_error(false)
-            .build()
-            .into();
+        let agent: ureq::Agent =
+            ureq::Agent::config_builder().timeout_global(Some(cfg.timeout)).http_status_as_error(false).build().into();
         let (durable, wake) = Durable::new(outbox);
         let (shutdown, shutdown_rx) = crossbeam_channel::bounded(0);
         let worker = Worker {
@@ -50,15 +47,8 @@ impl WebhookSink {
         let thread = std::thread::Builder::new()
             .name("sink-webhook".into())
             .spawn(move || worker.run(&wake, &shutdown_rx))
-            .map_err(|e| SinkError::Setup {
-                sink: "webhook",
-                reason: format!("starting thread: {e}"),
-            })?;
-        Ok(WebhookSink {
-            durable,
-            shutdown: Some(shutdown),
-            thread: Some(thread),
-        })
+            .map_err(|e| SinkError::Setup { sink: "webhook", reason: format!("starting thread: {e}") })?;
+        Ok(WebhookSink { durable, shutdown: Some(shutdown), thread: Some(thread) })
     }
 }
 
@@ -137,10 +127,7 @@ impl Worker {
                     let delay = self.retry.delay(attempt);
                     attempt = attempt.saturating_add(1);
                     // Sleep, but leave at once on shutdown (the event stays in the outbox).
-                    if !matches!(
-                        shutdown.recv_timeout(delay),
-                        Err(crossbeam_channel::RecvTimeoutError::Timeout)
-                    ) {
+                    if !matches!(shutdown.recv_timeout(delay), Err(crossbeam_channel::RecvTimeoutError::Timeout)) {
                         return;
                     }
                 }

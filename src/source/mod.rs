@@ -51,17 +51,9 @@ pub enum SourceError {
     #[error(
         "video {name} ended after {decoded} of the {expected} frames its header announces (truncated or damaged file?)"
     )]
-    Truncated {
-        name: String,
-        decoded: u64,
-        expected: u64,
-    },
+    Truncated { name: String, decoded: u64, expected: u64 },
     #[error("video {name}: decode failed at frame {frame}: {reason}")]
-    Decode {
-        name: String,
-        frame: u64,
-        reason: String,
-    },
+    Decode { name: String, frame: u64, reason: String },
 }
 
 /// A source of owned frames. `next_frame` returns `Ok(None)` at the end of a file.

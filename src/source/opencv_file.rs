@@ -13,9 +13,8 @@ use super::{Frame, FrameSource, SourceError, SourceInfo};
 use opencv::core::{Mat, Vector, CV_8UC3};
 use opencv::prelude::*;
 use opencv::videoio::{
-    VideoCapture, CAP_FFMPEG, CAP_PROP_FPS, CAP_PROP_FRAME_COUNT, CAP_PROP_FRAME_HEIGHT,
-    CAP_PROP_FRAME_WIDTH, CAP_PROP_OPEN_TIMEOUT_MSEC, CAP_PROP_POS_MSEC,
-    CAP_PROP_READ_TIMEOUT_MSEC,
+    VideoCapture, CAP_FFMPEG, CAP_PROP_FPS, CAP_PROP_FRAME_COUNT, CAP_PROP_FRAME_HEIGHT, CAP_PROP_FRAME_WIDTH,
+    CAP_PROP_OPEN_TIMEOUT_MSEC, CAP_PROP_POS_MSEC, CAP_PROP_READ_TIMEOUT_MSEC,
 };
 use std::path::Path;
 use std::time::Instant;
@@ -55,12 +54,7 @@ impl OpenCvSource {
     /// Opens a network stream (RTSP, HTTP, ...). `name` (a camera id) is what appears in errors and
     /// logs: the URL may carry credentials and is never logged or put in an error.
     pub fn open_url(url: &str, name: &str) -> Result<Self, SourceError> {
-        let params = [
-            CAP_PROP_OPEN_TIMEOUT_MSEC,
-            STREAM_TIMEOUT_MS,
-            CAP_PROP_READ_TIMEOUT_MSEC,
-            STREAM_TIMEOUT_MS,
-        ];
+        let params = [CAP_PROP_OPEN_TIMEOUT_MSEC, STREAM_TIMEOUT_MS, CAP_PROP_READ_TIMEOUT_MSEC, STREAM_TIMEOUT_MS];
         let cap = open_capture(std::ffi::OsStr::new(url), name, &params)?;
         Self::from_capture(cap, name.to_string(), false)
     }
@@ -70,11 +64,7 @@ impl OpenCvSource {
         let fps = prop(CAP_PROP_FPS);
         // Some containers report 0 or absurd rates (e.g. 90000 for raw streams); timestamps and
         // snippet times derive from fps, so fall back to a documented default instead.
-        let fps = if fps.is_finite() && fps > 0.0 && fps <= 1000.0 {
-            fps
-        } else {
-            FALLBACK_FPS
-        };
+        let fps = if fps.is_finite() && fps > 0.0 && fps <= 1000.0 { fps } else { FALLBACK_FPS };
         let count = prop(CAP_PROP_FRAME_COUNT);
         let frame_count = (count.is_finite() && count >= 1.0).then_some(count as u64);
         let mut source = Self {
@@ -102,9 +92,7 @@ impl OpenCvSource {
                 Ok(source)
             }
             Ok(None) | Err(SourceError::Decode { .. } | SourceError::Truncated { .. }) => {
-                Err(SourceError::NoFrames {
-                    name: source.info.name.clone(),
-                })
+                Err(SourceError::NoFrames { name: source.info.name.clone() })
             }
             Err(e) => Err(e),
         }
@@ -116,15 +104,8 @@ impl OpenCvSource {
             return Ok(None);
         }
         let index = self.next_index;
-        let decode_err = |reason: String| SourceError::Decode {
-            name: self.info.name.clone(),
-            frame: index,
-            reason,
-        };
-        let got = self
-            .cap
-            .read(&mut self.mat)
-            .map_err(|e| decode_err(e.to_string()))?;
+        let decode_err = |reason: String| SourceError::Decode { name: self.info.name.clone(), frame: index, reason };
+        let got = self.cap.read(&mut self.mat).map_err(|e| decode_err(e.to_string()))?;
         if !got || self.mat.empty() {
             self.finished = true;
             return match self.truncation(index) {
@@ -134,24 +115,14 @@ impl OpenCvSource {
         }
         let captured = Instant::now();
         if self.mat.typ() != CV_8UC3 {
-            return Err(decode_err(format!(
-                "decoder returned OpenCV type {} instead of 8-bit BGR",
-                self.mat.typ()
-            )));
+            return Err(decode_err(format!("decoder returned OpenCV type {} instead of 8-bit BGR", self.mat.typ())));
         }
         let (width, height) = (self.mat.cols() as u32, self.mat.rows() as u32);
         let data = copy_bgr(&self.mat).map_err(|e| decode_err(e.to_string()))?;
         let pts_ms = self.pts_ms(index);
         self.last_pts_ms = pts_ms;
         self.next_index += 1;
-        Ok(Some(Frame {
-            index,
-            pts_ms,
-            width,
-            height,
-            data,
-            captured,
-        }))
+        Ok(Some(Frame { index, pts_ms, width, height, data, captured }))
     }
 
     /// FFmpeg conceals damage and simply stops at a cut-off file, so the only sign of truncation is
@@ -172,8 +143,7 @@ impl OpenCvSource {
     /// every frame, and downstream snippet times must be monotonic.
     fn pts_ms(&self, index: u64) -> f64 {
         let reported = self.cap.get(CAP_PROP_POS_MSEC).unwrap_or(f64::NAN);
-        let sane =
-            reported.is_finite() && reported >= 0.0 && (index == 0 || reported > self.last_pts_ms);
+        let sane = reported.is_finite() && reported >= 0.0 && (index == 0 || reported > self.last_pts_ms);
         if sane {
             reported
         } else {
@@ -221,15 +191,8 @@ fn copy_bgr(mat: &Mat) -> opencv::Result<Vec<u8>> {
 fn check_file(path: &Path) -> Result<(), SourceError> {
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(SourceError::Missing(path.to_path_buf()))
-        }
-        Err(e) => {
-            return Err(SourceError::Open {
-                name: path.display().to_string(),
-                reason: e.to_string(),
-            })
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(SourceError::Missing(path.to_path_buf())),
+        Err(e) => return Err(SourceError::Open { name: path.display().to_string(), reason: e.to_string() }),
     };
     if meta.is_dir() {
         return Err(SourceError::Open {
@@ -241,23 +204,14 @@ fn check_file(path: &Path) -> Result<(), SourceError> {
         return Err(SourceError::Empty(path.to_path_buf()));
     }
     // Catch permission problems here; OpenCV would just report that it cannot open the file.
-    std::fs::File::open(path).map_err(|e| SourceError::Open {
-        name: path.display().to_string(),
-        reason: e.to_string(),
-    })?;
+    std::fs::File::open(path)
+        .map_err(|e| SourceError::Open { name: path.display().to_string(), reason: e.to_string() })?;
     Ok(())
 }
 
 /// Opens a capture on the FFmpeg backend with `params` (pairs of property id and value).
-fn open_capture(
-    target: &std::ffi::OsStr,
-    name: &str,
-    params: &[i32],
-) -> Result<VideoCapture, SourceError> {
-    let open_err = |reason: String| SourceError::Open {
-        name: name.to_string(),
-        reason,
-    };
+fn open_capture(target: &std::ffi::OsStr, name: &str, params: &[i32]) -> Result<VideoCapture, SourceError> {
+    let open_err = |reason: String| SourceError::Open { name: name.to_string(), reason };
     let params = Vector::<i32>::from_slice(params);
     let cap = VideoCapture::from_file_with_params(target, CAP_FFMPEG, &params)
         .map_err(|e| open_err(format!("OpenCV error: {e}")))?;
@@ -282,11 +236,8 @@ pub fn decode_only(path: &Path) -> Result<(u64, f64), SourceError> {
     let mut frames = 0u64;
     let start = Instant::now();
     loop {
-        let decode_err = |e: opencv::Error| SourceError::Decode {
-            name: name.clone(),
-            frame: frames,
-            reason: e.to_string(),
-        };
+        let decode_err =
+            |e: opencv::Error| SourceError::Decode { name: name.clone(), frame: frames, reason: e.to_string() };
         if !cap.grab().map_err(decode_err)? {
             break;
         }
@@ -322,10 +273,7 @@ mod tests {
 
     #[test]
     fn redact_url_hides_credentials() {
-        assert_eq!(
-            redact_url("rtsp://admin:s3cret@10.0.0.5:554/stream1"),
-            "rtsp://***@10.0.0.5:554/stream1"
-        );
+        assert_eq!(redact_url("rtsp://admin:s3cret@10.0.0.5:554/stream1"), "rtsp://***@10.0.0.5:554/stream1");
         assert_eq!(redact_url("rtsp://10.0.0.5/s"), "rtsp://10.0.0.5/s");
         assert_eq!(redact_url("http://cam/a@b"), "http://cam/a@b");
         assert_eq!(redact_url("/dev/video0"), "/dev/video0");

@@ -98,12 +98,7 @@ impl Actor {
         if x < -2.0 * h || x > width + 2.0 * h || y < -h || y > height + 2.0 * h {
             return None;
         }
-        let mut pose = Pose::walking(
-            x,
-            y,
-            h,
-            self.phase0 + std::f64::consts::TAU * self.step_hz * walk_t,
-        );
+        let mut pose = Pose::walking(x, y, h, self.phase0 + std::f64::consts::TAU * self.step_hz * walk_t);
         pose.stride = self.stride;
         match in_episode {
             Some((Episode::Fall { dir }, dt, len)) => {
@@ -141,35 +136,11 @@ impl Actor {
                 let w = ((patch.width as f64 * scale).round() as usize).max(1);
                 let h = ((patch.height as f64 * scale).round() as usize).max(1);
                 let mirror = self.vx < 0.0;
-                let p = patch.crop_resize(
-                    0.0,
-                    0.0,
-                    patch.width as f64,
-                    patch.height as f64,
-                    w,
-                    h,
-                    mirror,
-                );
-                let m = mask.crop_resize(
-                    0.0,
-                    0.0,
-                    mask.width as f64,
-                    mask.height as f64,
-                    w,
-                    h,
-                    mirror,
-                );
+                let p = patch.crop_resize(0.0, 0.0, patch.width as f64, patch.height as f64, w, h, mirror);
+                let m = mask.crop_resize(0.0, 0.0, mask.width as f64, mask.height as f64, w, h, mirror);
                 let alpha: Vec<u8> = m.data.chunks_exact(3).map(|c| c[0]).collect();
                 let bob = (0.02 * pose.height * pose.phase.cos().abs()).round() as i64;
-                img.fill_ellipse(
-                    pose.x,
-                    pose.y,
-                    0.2 * pose.height,
-                    0.05 * pose.height,
-                    0.0,
-                    [20, 20, 20],
-                    0.25,
-                );
+                img.fill_ellipse(pose.x, pose.y, 0.2 * pose.height, 0.05 * pose.height, 0.0, [20, 20, 20], 0.25);
                 img.paste_masked(
                     &p,
                     &alpha,
@@ -186,10 +157,7 @@ pub fn draw_all(img: &mut Image, actors: &[Actor], t: f64, persp: &Perspective) 
     let mut order: Vec<(f64, usize)> = actors
         .iter()
         .enumerate()
-        .filter_map(|(i, a)| {
-            a.pose(t, persp, img.width as f64, img.height as f64)
-                .map(|p| (p.y, i))
-        })
+        .filter_map(|(i, a)| a.pose(t, persp, img.width as f64, img.height as f64).map(|p| (p.y, i)))
         .collect();
     order.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
     for (_, i) in order {

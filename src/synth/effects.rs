@@ -33,19 +33,10 @@ impl Tamper {
             rng.range_f(0.3, 0.7),
             rng.range_f(0.45, 0.8),
             rng.range_f(0.5, 0.9),
-            [
-                (v * rng.range_f(0.8, 1.2)) as u8,
-                (v * rng.range_f(0.8, 1.2)) as u8,
-                v as u8,
-            ],
+            [(v * rng.range_f(0.8, 1.2)) as u8, (v * rng.range_f(0.8, 1.2)) as u8, v as u8],
             if rng.chance(0.5) { -1.0 } else { 1.0 },
         );
-        Some(Tamper {
-            event,
-            amount,
-            cover,
-            key: rng.next_u64(),
-        })
+        Some(Tamper { event, amount, cover, key: rng.next_u64() })
     }
 
     /// Applies the tampering to frame `t` (a no-op outside the event window).

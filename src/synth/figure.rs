@@ -19,11 +19,7 @@ impl Look {
     pub fn random(rng: &mut Rng) -> Self {
         let base = |rng: &mut Rng, lo: f64, hi: f64| -> Bgr {
             let v = rng.range_f(lo, hi);
-            let tint = [
-                rng.range_f(-25.0, 25.0),
-                rng.range_f(-25.0, 25.0),
-                rng.range_f(-25.0, 25.0),
-            ];
+            let tint = [rng.range_f(-25.0, 25.0), rng.range_f(-25.0, 25.0), rng.range_f(-25.0, 25.0)];
             [
                 (v + tint[0]).clamp(0.0, 255.0) as u8,
                 (v + tint[1]).clamp(0.0, 255.0) as u8,
@@ -42,11 +38,7 @@ impl Look {
     /// stand out by rendering style rather than by behaviour.
     pub fn dark(rng: &mut Rng) -> Self {
         let v = |rng: &mut Rng| rng.range_f(20.0, 70.0) as u8;
-        Look {
-            shirt: [v(rng), v(rng), v(rng)],
-            pants: [v(rng), v(rng), v(rng)],
-            head: [v(rng), v(rng), v(rng)],
-        }
+        Look { shirt: [v(rng), v(rng), v(rng)], pants: [v(rng), v(rng), v(rng)], head: [v(rng), v(rng), v(rng)] }
     }
 }
 
@@ -70,15 +62,7 @@ pub struct Pose {
 
 impl Pose {
     pub fn walking(x: f64, y: f64, height: f64, phase: f64) -> Self {
-        Pose {
-            x,
-            y,
-            height,
-            phase,
-            stride: 1.0,
-            tilt: 0.0,
-            arms: None,
-        }
+        Pose { x, y, height, phase, stride: 1.0, tilt: 0.0, arms: None }
     }
 }
 
@@ -101,15 +85,7 @@ pub fn draw_person(img: &mut Image, p: &Pose, look: &Look, alpha: f64) {
     let lying = p.tilt.abs() > 0.6;
     let shadow_w = if lying { 0.55 * h } else { 0.2 * h };
     let shadow_x = if lying { hip.0 } else { p.x };
-    img.fill_ellipse(
-        shadow_x,
-        p.y,
-        shadow_w,
-        0.05 * h,
-        0.0,
-        [20, 20, 20],
-        0.3 * alpha,
-    );
+    img.fill_ellipse(shadow_x, p.y, shadow_w, 0.05 * h, 0.0, [20, 20, 20], 0.3 * alpha);
 
     let leg_r = 0.05 * h;
     for side in [-1.0, 1.0] {
@@ -131,9 +107,7 @@ pub fn draw_person(img: &mut Image, p: &Pose, look: &Look, alpha: f64) {
         };
         let len = 0.33 * h;
         let hand = at(angle.sin() * len, -0.77 * h + bob + angle.cos() * len);
-        img.fill_capsule(
-            shoulder.0, shoulder.1, hand.0, hand.1, arm_r, look.shirt, alpha,
-        );
+        img.fill_capsule(shoulder.0, shoulder.1, hand.0, hand.1, arm_r, look.shirt, alpha);
     }
     img.fill_circle(head.0, head.1, 0.075 * h, look.head, alpha);
 }
@@ -144,48 +118,14 @@ pub fn draw_vehicle(img: &mut Image, x: f64, y: f64, length: f64, body: Bgr, alp
     img.fill_ellipse(x, y, 0.55 * l, 0.06 * l, 0.0, [20, 20, 20], 0.35 * alpha);
     let wheel_r = 0.09 * l;
     let bottom = y - wheel_r * 0.9;
-    img.fill_rect(
-        x - 0.5 * l,
-        bottom - 0.22 * l,
-        x + 0.5 * l,
-        bottom,
-        body,
-        alpha,
-    );
-    img.fill_rect(
-        x - 0.3 * l,
-        bottom - 0.4 * l,
-        x + 0.28 * l,
-        bottom - 0.21 * l,
-        body,
-        alpha,
-    );
+    img.fill_rect(x - 0.5 * l, bottom - 0.22 * l, x + 0.5 * l, bottom, body, alpha);
+    img.fill_rect(x - 0.3 * l, bottom - 0.4 * l, x + 0.28 * l, bottom - 0.21 * l, body, alpha);
     let glass: Bgr = [70, 60, 50];
-    img.fill_rect(
-        x - 0.26 * l,
-        bottom - 0.37 * l,
-        x - 0.03 * l,
-        bottom - 0.23 * l,
-        glass,
-        alpha,
-    );
-    img.fill_rect(
-        x + 0.0 * l,
-        bottom - 0.37 * l,
-        x + 0.24 * l,
-        bottom - 0.23 * l,
-        glass,
-        alpha,
-    );
+    img.fill_rect(x - 0.26 * l, bottom - 0.37 * l, x - 0.03 * l, bottom - 0.23 * l, glass, alpha);
+    img.fill_rect(x + 0.0 * l, bottom - 0.37 * l, x + 0.24 * l, bottom - 0.23 * l, glass, alpha);
     for wx in [-0.32, 0.32] {
         img.fill_circle(x + wx * l, y - wheel_r, wheel_r, [25, 25, 25], alpha);
-        img.fill_circle(
-            x + wx * l,
-            y - wheel_r,
-            wheel_r * 0.45,
-            [120, 120, 120],
-            alpha,
-        );
+        img.fill_circle(x + wx * l, y - wheel_r, wheel_r * 0.45, [120, 120, 120], alpha);
     }
 }
 
@@ -197,12 +137,7 @@ mod tests {
     fn person_changes_pixels_near_feet_only() {
         let mut img = Image::new(64, 64, [200, 200, 200]);
         let mut rng = Rng::new(1);
-        draw_person(
-            &mut img,
-            &Pose::walking(32.0, 60.0, 40.0, 0.3),
-            &Look::random(&mut rng),
-            1.0,
-        );
+        draw_person(&mut img, &Pose::walking(32.0, 60.0, 40.0, 0.3), &Look::random(&mut rng), 1.0);
         assert_ne!(img.get(32, 40), [200, 200, 200]);
         assert_eq!(img.get(2, 2), [200, 200, 200]);
     }

@@ -66,25 +66,13 @@ pub enum SynthError {
     #[error("cannot read source video {path}: {reason}")]
     Source { path: PathBuf, reason: String },
     #[error("source video {path} has {frames} frames; at least {needed} are needed")]
-    SourceTooShort {
-        path: PathBuf,
-        frames: usize,
-        needed: usize,
-    },
+    SourceTooShort { path: PathBuf, frames: usize, needed: usize },
     #[error("cannot create video {path}: {reason}")]
     Writer { path: PathBuf, reason: String },
     #[error("cannot write frame {frame} of {path}: {reason}")]
-    Write {
-        path: PathBuf,
-        frame: usize,
-        reason: String,
-    },
+    Write { path: PathBuf, frame: usize, reason: String },
     #[error("{path} has {written} frames written, {expected} planned")]
-    FrameCount {
-        path: PathBuf,
-        written: usize,
-        expected: usize,
-    },
+    FrameCount { path: PathBuf, written: usize, expected: usize },
     #[error("cannot write {path}: {source}")]
     Io {
         path: PathBuf,
@@ -96,28 +84,18 @@ pub enum SynthError {
 }
 
 /// Generates the benchmark into `opts.out`, calling `progress(done, total)` after each video.
-pub fn generate(
-    opts: &SynthOptions,
-    progress: &mut dyn FnMut(usize, usize),
-) -> Result<SynthSummary, SynthError> {
+pub fn generate(opts: &SynthOptions, progress: &mut dyn FnMut(usize, usize)) -> Result<SynthSummary, SynthError> {
     let started = Instant::now();
     let shape = plan::Shape::of(opts.size);
     let videos_dir = opts.out.join("videos");
-    std::fs::create_dir_all(&videos_dir).map_err(|source| SynthError::Io {
-        path: videos_dir.clone(),
-        source,
-    })?;
+    std::fs::create_dir_all(&videos_dir).map_err(|source| SynthError::Io { path: videos_dir.clone(), source })?;
 
     // Work at 1.2x the output size: crops down to 60 % of the frame then upsample only mildly.
     let (ww, wh) = (shape.width * 6 / 5, shape.height * 6 / 5);
     let (frames, fps) = video::read_resized(&opts.source_video, ww, wh, usize::MAX)?;
     let needed = 2 * shape.frames.0 + 64;
     if frames.len() < needed {
-        return Err(SynthError::SourceTooShort {
-            path: opts.source_video.clone(),
-            frames: frames.len(),
-            needed,
-        });
+        return Err(SynthError::SourceTooShort { path: opts.source_video.clone(), frames: frames.len(), needed });
     }
     let source = real::Source::new(frames, fps);
     let specs = plan::catalogue(opts.seed, opts.size, source.fps, source.frames.len());
@@ -125,29 +103,22 @@ pub fn generate(
 
     // Videos are independent and seeded individually, so rendering them on several threads
     // changes nothing in the output; the progress callback stays on this thread.
-    let workers = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .min(specs.len())
-        .max(1);
+    let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(specs.len()).max(1);
     let next = AtomicUsize::new(0);
     let (tx, rx) = mpsc::channel::<(usize, Result<u64, SynthError>)>();
-    let mut results: Vec<Option<Result<u64, SynthError>>> =
-        (0..specs.len()).map(|_| None).collect();
+    let mut results: Vec<Option<Result<u64, SynthError>>> = (0..specs.len()).map(|_| None).collect();
     std::thread::scope(|scope| {
         for w in 0..workers {
             let tx = tx.clone();
             let (specs, source, next, dir) = (&specs, &source, &next, &videos_dir);
-            let _ = std::thread::Builder::new()
-                .name(format!("synth-{w}"))
-                .spawn_scoped(scope, move || loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(spec) = specs.get(i) else { break };
-                    let r = render_one(spec, source, dir);
-                    if tx.send((i, r)).is_err() {
-                        break;
-                    }
-                });
+            let _ = std::thread::Builder::new().name(format!("synth-{w}")).spawn_scoped(scope, move || loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(spec) = specs.get(i) else { break };
+                let r = render_one(spec, source, dir);
+                if tx.send((i, r)).is_err() {
+                    break;
+                }
+            });
         }
         drop(tx);
         let mut done = 0;
@@ -175,15 +146,7 @@ pub fn generate(
     let count = |s: Split| specs.iter().filter(|v| v.split == s).count();
     let kinds = EventKind::ALL
         .iter()
-        .map(|k| {
-            (
-                k.name().to_string(),
-                specs
-                    .iter()
-                    .filter(|v| v.event.map(|e| e.kind) == Some(*k))
-                    .count(),
-            )
-        })
+        .map(|k| (k.name().to_string(), specs.iter().filter(|v| v.event.map(|e| e.kind) == Some(*k)).count()))
         .collect();
     let summary = SynthSummary {
         out: opts.out.clone(),
@@ -206,11 +169,7 @@ pub fn generate(
 }
 
 /// Renders and writes one video; returns its size in bytes.
-fn render_one(
-    spec: &VideoSpec,
-    source: &real::Source,
-    dir: &std::path::Path,
-) -> Result<u64, SynthError> {
+fn render_one(spec: &VideoSpec, source: &real::Source, dir: &std::path::Path) -> Result<u64, SynthError> {
     let path = dir.join(format!("{}.avi", spec.name));
     let mut out = video::VideoOut::create(&path, spec.fps, spec.width, spec.height)?;
     let mut emit = |img: &raster::Image| out.write(img);
@@ -220,17 +179,8 @@ fn render_one(
     }
     let written = out.finish()?;
     if written != spec.frames {
-        return Err(SynthError::FrameCount {
-            path,
-            written,
-            expected: spec.frames,
-        });
+        return Err(SynthError::FrameCount { path, written, expected: spec.frames });
     }
-    let bytes = std::fs::metadata(&path)
-        .map_err(|source| SynthError::Io {
-            path: path.clone(),
-            source,
-        })?
-        .len();
+    let bytes = std::fs::metadata(&path).map_err(|source| SynthError::Io { path: path.clone(), source })?.len();
     Ok(bytes)
 }

@@ -150,9 +150,7 @@ impl VideoSpec {
     /// Source frames the clip consumes (more than `frames` when a speed-up skips frames).
     pub fn source_frames(&self) -> usize {
         match self.event {
-            Some(e) if e.kind == EventKind::SpeedUp => {
-                self.frames + (e.end - e.start) * (e.factor - 1)
-            }
+            Some(e) if e.kind == EventKind::SpeedUp => self.frames + (e.end - e.start) * (e.factor - 1),
             _ => self.frames,
         }
     }
@@ -174,22 +172,12 @@ impl Shape {
         match size {
             // (abnormal, normal) per split. Small still holds >= 9 abnormal videos so every kind
             // appears at least once.
-            SynthSize::Small => Shape {
-                train: (7, 7),
-                val: (2, 2),
-                test: (4, 4),
-                frames: (96, 160),
-                width: 160,
-                height: 120,
-            },
-            SynthSize::Full => Shape {
-                train: (100, 100),
-                val: (20, 20),
-                test: (50, 50),
-                frames: (96, 240),
-                width: 320,
-                height: 240,
-            },
+            SynthSize::Small => {
+                Shape { train: (7, 7), val: (2, 2), test: (4, 4), frames: (96, 160), width: 160, height: 120 }
+            }
+            SynthSize::Full => {
+                Shape { train: (100, 100), val: (20, 20), test: (50, 50), frames: (96, 240), width: 320, height: 240 }
+            }
         }
     }
 }
@@ -201,20 +189,11 @@ impl Shape {
 pub fn source_ranges(source_frames: usize) -> [(Split, (usize, usize)); 3] {
     let train_hi = source_frames * 540 / 795;
     let test_lo = source_frames * 580 / 795;
-    [
-        (Split::Train, (0, train_hi)),
-        (Split::Val, (0, train_hi)),
-        (Split::Test, (test_lo, source_frames)),
-    ]
+    [(Split::Train, (0, train_hi)), (Split::Val, (0, train_hi)), (Split::Test, (test_lo, source_frames))]
 }
 
 /// Builds the whole catalogue. `source_frames` is the decodable length of the real source.
-pub fn catalogue(
-    seed: u64,
-    size: SynthSize,
-    source_fps: f64,
-    source_frames: usize,
-) -> Vec<VideoSpec> {
+pub fn catalogue(seed: u64, size: SynthSize, source_fps: f64, source_frames: usize) -> Vec<VideoSpec> {
     let shape = Shape::of(size);
     let mut rng = Rng::derive(seed, "catalogue", 0);
     let mut kinds = EventKind::ALL.to_vec();
@@ -232,11 +211,7 @@ pub fn catalogue(
         for (abnormal, count) in [(true, n_abn), (false, n_nor)] {
             for i in 0..count {
                 // Alternate parts so each split and label is half real, half procedural.
-                let part = if i % 2 == 0 {
-                    Part::Real
-                } else {
-                    Part::Procedural
-                };
+                let part = if i % 2 == 0 { Part::Real } else { Part::Procedural };
                 let kind = if abnormal {
                     let k = kinds[kind_cursor % kinds.len()];
                     kind_cursor += 1;
@@ -252,14 +227,10 @@ pub fn catalogue(
                     // mistake for speed.
                     Part::Procedural => *vrng.pick(&[10.0, 12.5, 15.0, 20.0]),
                 };
-                let Some((frames, event, offset)) =
-                    place(&mut vrng, kind, fps, shape.frames, part, range)
-                else {
+                let Some((frames, event, offset)) = place(&mut vrng, kind, fps, shape.frames, part, range) else {
                     continue;
                 };
-                let n = counters
-                    .entry((split.name(), part.name(), abnormal))
-                    .or_insert(0usize);
+                let n = counters.entry((split.name(), part.name(), abnormal)).or_insert(0usize);
                 *n += 1;
                 let name = format!(
                     "{}_{}_{}_{:04}{}",
@@ -298,22 +269,14 @@ fn place(
     part: Part,
     range: (usize, usize),
 ) -> Option<(usize, Option<Event>, usize)> {
-    let avail = if part == Part::Real {
-        range.1.saturating_sub(range.0)
-    } else {
-        usize::MAX
-    };
+    let avail = if part == Part::Real { range.1.saturating_sub(range.0) } else { usize::MAX };
     let mut frames = rng.usize_in(min_frames, max_frames);
     let event = match kind {
         None => None,
         Some(kind) => {
             let (lo, hi) = kind.seconds();
             let mut len = ((rng.range_f(lo, hi) * fps).round() as usize).max(8);
-            let factor = if kind == EventKind::SpeedUp {
-                rng.usize_in(3, 6)
-            } else {
-                1
-            };
+            let factor = if kind == EventKind::SpeedUp { rng.usize_in(3, 6) } else { 1 };
             // Never at the very start: at least 2 s (and 15 %) of normal footage come first, so
             // the model sees the scene before it changes; half a second of normal after it.
             let lead = ((2.0 * fps) as usize).max(frames * 15 / 100);
@@ -333,31 +296,15 @@ fn place(
             }
             let latest = frames - len - tail;
             let start = rng.usize_in(lead.min(latest), latest);
-            Some(Event {
-                kind,
-                start,
-                end: start + len,
-                factor,
-            })
+            Some(Event { kind, start, end: start + len, factor })
         }
     };
-    let frames = if part == Part::Real {
-        frames.min(avail)
-    } else {
-        frames
-    };
-    let consumed = frames
-        + event
-            .map(|e| (e.end - e.start) * (e.factor - 1))
-            .unwrap_or(0);
+    let frames = if part == Part::Real { frames.min(avail) } else { frames };
+    let consumed = frames + event.map(|e| (e.end - e.start) * (e.factor - 1)).unwrap_or(0);
     if part == Part::Real && consumed > avail {
         return None;
     }
-    let offset = if part == Part::Real {
-        range.0 + rng.usize_in(0, avail - consumed)
-    } else {
-        0
-    };
+    let offset = if part == Part::Real { range.0 + rng.usize_in(0, avail - consumed) } else { 0 };
     Some((frames, event, offset))
 }
 
@@ -370,27 +317,15 @@ mod tests {
         let specs = catalogue(3, SynthSize::Full, 10.0, 795);
         assert_eq!(specs.len(), 340);
         for k in EventKind::ALL {
-            assert!(
-                specs
-                    .iter()
-                    .filter(|s| s.split == Split::Test && s.event.map(|e| e.kind) == Some(k))
-                    .count()
-                    >= 4
-            );
+            assert!(specs.iter().filter(|s| s.split == Split::Test && s.event.map(|e| e.kind) == Some(k)).count() >= 4);
         }
         for s in &specs {
             if let Some(e) = s.event {
-                assert!(
-                    e.start >= 16 && e.end <= s.frames && e.start < e.end,
-                    "{s:?}"
-                );
+                assert!(e.start >= 16 && e.end <= s.frames && e.start < e.end, "{s:?}");
             }
             if s.part == Part::Real {
                 assert!(s.source_offset >= s.source_range.0);
-                assert!(
-                    s.source_offset + s.source_frames() <= s.source_range.1,
-                    "{s:?}"
-                );
+                assert!(s.source_offset + s.source_frames() <= s.source_range.1, "{s:?}");
             }
         }
     }
@@ -399,10 +334,7 @@ mod tests {
     fn small_catalogue_has_every_kind() {
         let specs = catalogue(1, SynthSize::Small, 10.0, 795);
         for k in EventKind::ALL {
-            assert!(
-                specs.iter().any(|s| s.event.map(|e| e.kind) == Some(k)),
-                "{k:?}"
-            );
+            assert!(specs.iter().any(|s| s.event.map(|e| e.kind) == Some(k)), "{k:?}");
         }
     }
 }

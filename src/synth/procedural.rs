@@ -27,19 +27,12 @@ pub fn scene_clock(spec: &VideoSpec, t: usize) -> f64 {
     frames as f64 / spec.fps
 }
 
-pub fn render(
-    spec: &VideoSpec,
-    emit: &mut dyn FnMut(&Image) -> Result<(), SynthError>,
-) -> Result<(), SynthError> {
+pub fn render(spec: &VideoSpec, emit: &mut dyn FnMut(&Image) -> Result<(), SynthError>) -> Result<(), SynthError> {
     let mut rng = Rng::derive(spec.seed, "procedural", 0);
     let (w, h) = (spec.width as f64, spec.height as f64);
     let horizon = rng.range_f(0.2, 0.42) * h;
     let near = rng.range_f(0.25, 0.45) * h;
-    let persp = Perspective {
-        horizon,
-        slope: near / (h - horizon),
-        min_height: 3.0,
-    };
+    let persp = Perspective { horizon, slope: near / (h - horizon), min_height: 3.0 };
     let background = background(&mut rng, spec.width, spec.height, &persp);
 
     let kind = spec.event.map(|e| e.kind);
@@ -86,14 +79,8 @@ pub fn render(
     }
     for _ in 0..rng.usize_in(0, 2) {
         let y = lane(&mut rng);
-        let mut a = Actor::walker(
-            Sprite::Figure(Look::random(&mut rng)),
-            rng.range_f(0.1, 0.9) * w,
-            y,
-            0.0,
-            0.0,
-            &mut rng,
-        );
+        let mut a =
+            Actor::walker(Sprite::Figure(Look::random(&mut rng)), rng.range_f(0.1, 0.9) * w, y, 0.0, 0.0, &mut rng);
         a.stride = 0.0;
         actors.push(a);
     }
@@ -114,25 +101,15 @@ pub fn render(
         match e.kind {
             EventKind::Runner | EventKind::CounterFlow => {
                 let (multiple, dir, extra) = if e.kind == EventKind::Runner {
-                    (
-                        rng.range_f(3.0, 6.0),
-                        if rng.chance(0.5) { 1.0 } else { -1.0 },
-                        1.2,
-                    )
+                    (rng.range_f(3.0, 6.0), if rng.chance(0.5) { 1.0 } else { -1.0 }, 1.2)
                 } else {
                     (rng.range_f(0.9, 1.4), -flow, 1.2)
                 };
                 let (y, ph) = crossing_row(&mut rng, multiple, extra);
                 let v = (w + 1.2 * ph) / dur * dir;
                 let x_start = if dir > 0.0 { -0.6 * ph } else { w + 0.6 * ph };
-                let mut a = Actor::walker(
-                    Sprite::Figure(Look::random(&mut rng)),
-                    x_start - v * t0,
-                    y,
-                    v,
-                    0.0,
-                    &mut rng,
-                );
+                let mut a =
+                    Actor::walker(Sprite::Figure(Look::random(&mut rng)), x_start - v * t0, y, v, 0.0, &mut rng);
                 a.size = 1.0;
                 if e.kind == EventKind::Runner {
                     a.stride = 1.7;
@@ -145,14 +122,7 @@ pub fn render(
                 let ph = persp.height(y);
                 let v = WALK * ph * rng.range_f(0.8, 1.2) * flow;
                 let x_at = rng.range_f(0.25, 0.75) * w;
-                let mut a = Actor::walker(
-                    Sprite::Figure(Look::random(&mut rng)),
-                    x_at - v * t0,
-                    y,
-                    v,
-                    0.0,
-                    &mut rng,
-                );
+                let mut a = Actor::walker(Sprite::Figure(Look::random(&mut rng)), x_at - v * t0, y, v, 0.0, &mut rng);
                 a.size = 1.0;
                 if e.kind == EventKind::Fall {
                     a.episode = Some((Episode::Fall { dir: flow }, t0, t1));
@@ -174,11 +144,8 @@ pub fn render(
                 let dir = if rng.chance(0.5) { 1.0 } else { -1.0 };
                 let v = (w + 1.2 * len) / dur * dir;
                 let x_start = if dir > 0.0 { -0.6 * len } else { w + 0.6 * len };
-                let body = [
-                    rng.range_f(20.0, 230.0) as u8,
-                    rng.range_f(20.0, 230.0) as u8,
-                    rng.range_f(20.0, 230.0) as u8,
-                ];
+                let body =
+                    [rng.range_f(20.0, 230.0) as u8, rng.range_f(20.0, 230.0) as u8, rng.range_f(20.0, 230.0) as u8];
                 vehicle = Some((x_start - v * t0, v, y, len, body));
             }
             _ => {}
@@ -201,25 +168,15 @@ pub fn render(
             if x > -len && x < w + len {
                 draw_vehicle(&mut img, x, y, len, body, 1.0);
                 // Walkers nearer the camera than the car pass in front of it.
-                let nearer: Vec<Actor> = actors
-                    .iter()
-                    .filter(|a| a.y0 + a.vy * clock > y)
-                    .cloned()
-                    .collect();
+                let nearer: Vec<Actor> = actors.iter().filter(|a| a.y0 + a.vy * clock > y).cloned().collect();
                 draw_all(&mut img, &nearer, clock, &persp);
             }
         }
         // Lighting drifts with wall-clock time (not scene time): a speed-up must not also be a
         // lighting change.
         let secs = t as f64 / spec.fps;
-        img.adjust(
-            gain0 * (1.0 + 0.04 * (std::f64::consts::TAU * secs / period + phase).sin()),
-            bias,
-        );
-        img.add_noise(
-            noise_key ^ (t as u64).wrapping_mul(0x2545_F491_4F6C_DD1D),
-            noise,
-        );
+        img.adjust(gain0 * (1.0 + 0.04 * (std::f64::consts::TAU * secs / period + phase).sin()), bias);
+        img.add_noise(noise_key ^ (t as u64).wrapping_mul(0x2545_F491_4F6C_DD1D), noise);
         let img = match &tamper {
             Some(fx) => fx.apply(img, t),
             None => img,
@@ -235,11 +192,7 @@ fn background(rng: &mut Rng, width: usize, height: usize, persp: &Perspective) -
     let hz = persp.horizon;
     let grey = |rng: &mut Rng, lo: f64, hi: f64| -> Bgr {
         let v = rng.range_f(lo, hi);
-        [
-            (v * rng.range_f(0.85, 1.1)).min(255.0) as u8,
-            (v * rng.range_f(0.9, 1.1)).min(255.0) as u8,
-            v as u8,
-        ]
+        [(v * rng.range_f(0.85, 1.1)).min(255.0) as u8, (v * rng.range_f(0.9, 1.1)).min(255.0) as u8, v as u8]
     };
     let ground = grey(rng, 90.0, 180.0);
     let mut img = Image::new(width, height, ground);
@@ -265,11 +218,7 @@ fn background(rng: &mut Rng, width: usize, height: usize, persp: &Perspective) -
     }
     // Lawn or paving patches of another tone on the ground.
     for _ in 0..rng.usize_in(0, 3) {
-        let tone: Bgr = if rng.chance(0.5) {
-            [60, 130, 80]
-        } else {
-            grey(rng, 80.0, 200.0)
-        };
+        let tone: Bgr = if rng.chance(0.5) { [60, 130, 80] } else { grey(rng, 80.0, 200.0) };
         let cy = rng.range_f(hz, h);
         img.fill_ellipse(
             rng.range_f(0.0, w),
@@ -303,32 +252,10 @@ fn background(rng: &mut Rng, width: usize, height: usize, persp: &Perspective) -
                 img.fill_capsule(x, y, x, y - 1.5 * ph, 0.04 * ph, [40, 40, 40], 1.0);
                 img.fill_circle(x, y - 1.5 * ph, 0.08 * ph, [200, 220, 230], 1.0);
             }
-            1 => img.fill_rect(
-                x,
-                y - 0.25 * ph,
-                x + 0.8 * ph,
-                y,
-                grey(rng, 40.0, 120.0),
-                1.0,
-            ),
+            1 => img.fill_rect(x, y - 0.25 * ph, x + 0.8 * ph, y, grey(rng, 40.0, 120.0), 1.0),
             2 => {
-                img.fill_rect(
-                    x,
-                    y - 0.3 * ph,
-                    x + 0.6 * ph,
-                    y,
-                    grey(rng, 90.0, 160.0),
-                    1.0,
-                );
-                img.fill_ellipse(
-                    x + 0.3 * ph,
-                    y - 0.35 * ph,
-                    0.35 * ph,
-                    0.15 * ph,
-                    0.0,
-                    [50, 120, 60],
-                    1.0,
-                );
+                img.fill_rect(x, y - 0.3 * ph, x + 0.6 * ph, y, grey(rng, 90.0, 160.0), 1.0);
+                img.fill_ellipse(x + 0.3 * ph, y - 0.35 * ph, 0.35 * ph, 0.15 * ph, 0.0, [50, 120, 60], 1.0);
             }
             _ => {
                 img.fill_capsule(x, y, x, y - 0.9 * ph, 0.06 * ph, [40, 60, 80], 1.0);

@@ -25,11 +25,7 @@ impl Image {
         for _ in 0..width * height {
             data.extend_from_slice(&fill);
         }
-        Image {
-            width,
-            height,
-            data,
-        }
+        Image { width, height, data }
     }
 
     #[inline]
@@ -114,9 +110,7 @@ impl Image {
 
     /// Per-pixel gain/bias (lighting change, contrast), saturating.
     pub fn adjust(&mut self, gain: f64, bias: f64) {
-        let lut: Vec<u8> = (0..256)
-            .map(|v| (f64::from(v) * gain + bias).round().clamp(0.0, 255.0) as u8)
-            .collect();
+        let lut: Vec<u8> = (0..256).map(|v| (f64::from(v) * gain + bias).round().clamp(0.0, 255.0) as u8).collect();
         for v in &mut self.data {
             *v = lut[usize::from(*v)];
         }
@@ -193,16 +187,7 @@ impl Image {
 
     /// Bilinear resample of the window (x, y, w, h) of `self` (source pixels, may be fractional)
     /// to `out_w` x `out_h`, optionally mirrored left-right.
-    pub fn crop_resize(
-        &self,
-        x: f64,
-        y: f64,
-        w: f64,
-        h: f64,
-        out_w: usize,
-        out_h: usize,
-        mirror: bool,
-    ) -> Image {
+    pub fn crop_resize(&self, x: f64, y: f64, w: f64, h: f64, out_w: usize, out_h: usize, mirror: bool) -> Image {
         let mut out = Image::new(out_w, out_h, [0, 0, 0]);
         let sx = w / out_w as f64;
         let sy = h / out_h as f64;
@@ -219,12 +204,7 @@ impl Image {
                 let x0 = fx.floor() as usize;
                 let x1 = (x0 + 1).min(self.width - 1);
                 let tx = fx - x0 as f64;
-                let (a, b, c, d) = (
-                    self.get(x0, y0),
-                    self.get(x1, y0),
-                    self.get(x0, y1),
-                    self.get(x1, y1),
-                );
+                let (a, b, c, d) = (self.get(x0, y0), self.get(x1, y0), self.get(x0, y1), self.get(x1, y1));
                 let i = (oy * out_w + ox) * 3;
                 for k in 0..3 {
                     let top = f64::from(a[k]) * (1.0 - tx) + f64::from(b[k]) * tx;
@@ -242,12 +222,7 @@ impl Image {
             for px in 0..patch.width {
                 let m = mask[py * patch.width + px];
                 if m > 0 {
-                    self.blend(
-                        x + px as i64,
-                        y + py as i64,
-                        patch.get(px, py),
-                        f64::from(m) / 255.0,
-                    );
+                    self.blend(x + px as i64, y + py as i64, patch.get(px, py), f64::from(m) / 255.0);
                 }
             }
         }

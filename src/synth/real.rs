@@ -26,51 +26,33 @@ pub struct Source {
 impl Source {
     pub fn new(frames: Vec<Image>, fps: f64) -> Self {
         let background = median(&frames);
-        Source {
-            frames,
-            background,
-            fps,
-        }
+        Source { frames, background, fps }
     }
 
     /// Height of a pedestrian whose feet are at row `y` on the plaza (fitted by eye to vtest.avi:
     /// about 9 % of the frame height on the far path, 16 % at mid-frame).
     fn perspective(&self) -> Perspective {
         let h = self.background.height as f64;
-        Perspective {
-            horizon: -0.144 * h,
-            slope: 0.21,
-            min_height: 3.0,
-        }
+        Perspective { horizon: -0.144 * h, slope: 0.21, min_height: 3.0 }
     }
 
     /// Cuts a pedestrian out of some frame in `range` (avoiding `avoid`, the clip itself):
     /// the window with most foreground pixels, masked by the foreground so only the person moves.
-    fn cut_person(
-        &self,
-        rng: &mut Rng,
-        range: (usize, usize),
-        avoid: (usize, usize),
-    ) -> Option<Sprite> {
+    fn cut_person(&self, rng: &mut Rng, range: (usize, usize), avoid: (usize, usize)) -> Option<Sprite> {
         let bg = &self.background;
         let (w, h) = (bg.width, bg.height);
         let bh = ((0.15 * h as f64) as usize).max(8);
         let bw = ((0.42 * bh as f64) as usize).max(3);
         for attempt in 0..16 {
-            let f = rng
-                .usize_in(range.0, range.1.saturating_sub(1))
-                .min(self.frames.len().saturating_sub(1));
+            let f = rng.usize_in(range.0, range.1.saturating_sub(1)).min(self.frames.len().saturating_sub(1));
             if attempt < 8 && f >= avoid.0 && f < avoid.1 {
                 continue;
             }
             let frame = &self.frames[f];
             let fg: Vec<u32> = (0..w * h)
                 .map(|i| {
-                    let d = (0..3)
-                        .map(|k| {
-                            (i32::from(frame.data[i * 3 + k]) - i32::from(bg.data[i * 3 + k])).abs()
-                        })
-                        .max();
+                    let d =
+                        (0..3).map(|k| (i32::from(frame.data[i * 3 + k]) - i32::from(bg.data[i * 3 + k])).abs()).max();
                     u32::from(d.unwrap_or(0) > 35)
                 })
                 .collect();
@@ -111,10 +93,7 @@ impl Source {
                     }
                 }
             }
-            return Some(Sprite::Patch {
-                img: patch,
-                mask: mask.blurred(1),
-            });
+            return Some(Sprite::Patch { img: patch, mask: mask.blurred(1) });
         }
         None
     }
@@ -149,19 +128,12 @@ pub fn render(
     // Crop: a random window of 60..100 % of the frame at the output aspect ratio.
     let zoom = rng.range_f(0.6, 1.0);
     let aspect = spec.width as f64 / spec.height as f64;
-    let (cw, ch) = if sw / sh > aspect {
-        (sh * zoom * aspect, sh * zoom)
-    } else {
-        (sw * zoom, sw * zoom / aspect)
-    };
+    let (cw, ch) = if sw / sh > aspect { (sh * zoom * aspect, sh * zoom) } else { (sw * zoom, sw * zoom / aspect) };
     let (cx, cy) = (rng.range_f(0.0, sw - cw), rng.range_f(0.0, sh - ch));
     let mirror = rng.chance(0.5);
     let gain = rng.range_f(0.75, 1.25);
     let bias = rng.range_f(-20.0, 20.0);
-    let clip = (
-        spec.source_offset,
-        spec.source_offset + spec.source_frames(),
-    );
+    let clip = (spec.source_offset, spec.source_offset + spec.source_frames());
 
     // People walk on the plaza's paths: feet between 30 % and 95 % of the frame height.
     let feet_row = |rng: &mut Rng| {
@@ -181,11 +153,7 @@ pub fn render(
     let mut actors = Vec::new();
     // Inserted walkers that behave normally, in normal and abnormal clips alike, so that pasted
     // pixels and silhouettes are not themselves a cue for "abnormal".
-    let distractors = if rng.chance(if spec.abnormal() { 0.3 } else { 0.5 }) {
-        rng.usize_in(1, 2)
-    } else {
-        0
-    };
+    let distractors = if rng.chance(if spec.abnormal() { 0.3 } else { 0.5 }) { rng.usize_in(1, 2) } else { 0 };
     let seconds = spec.frames as f64 / spec.fps;
     for _ in 0..distractors {
         let y = feet_row(&mut rng);
@@ -211,11 +179,7 @@ pub fn render(
                 let ph = persp.height(y);
                 let dir = if rng.chance(0.5) { 1.0 } else { -1.0 };
                 let v = (cw + 1.2 * ph) / dur * dir;
-                let x_start = if dir > 0.0 {
-                    cx - 0.6 * ph
-                } else {
-                    cx + cw + 0.6 * ph
-                };
+                let x_start = if dir > 0.0 { cx - 0.6 * ph } else { cx + cw + 0.6 * ph };
                 let real = rng_chance_real(&mut rng);
                 let s = sprite(&mut rng, real);
                 let mut a = Actor::walker(s, x_start - v * t0, y, v, 0.0, &mut rng);
@@ -243,14 +207,7 @@ pub fn render(
                 let dir = if rng.chance(0.5) { 1.0 } else { -1.0 };
                 let v = WALK * ph * rng.range_f(0.8, 1.2) * dir;
                 let x_at = rng.range_f(cx + 0.25 * cw, cx + 0.75 * cw);
-                let mut a = Actor::walker(
-                    Sprite::Figure(Look::dark(&mut rng)),
-                    x_at - v * t0,
-                    y,
-                    v,
-                    0.0,
-                    &mut rng,
-                );
+                let mut a = Actor::walker(Sprite::Figure(Look::dark(&mut rng)), x_at - v * t0, y, v, 0.0, &mut rng);
                 a.size = 1.0;
                 if e.kind == EventKind::Fall {
                     a.episode = Some((Episode::Fall { dir }, t0, t1));
@@ -273,16 +230,9 @@ pub fn render(
                 let len = 2.6 * persp.height(y);
                 let dir = if rng.chance(0.5) { 1.0 } else { -1.0 };
                 let v = (cw + 1.2 * len) / dur * dir;
-                let x_start = if dir > 0.0 {
-                    cx - 0.6 * len
-                } else {
-                    cx + cw + 0.6 * len
-                };
-                let body = [
-                    rng.range_f(20.0, 230.0) as u8,
-                    rng.range_f(20.0, 230.0) as u8,
-                    rng.range_f(20.0, 230.0) as u8,
-                ];
+                let x_start = if dir > 0.0 { cx - 0.6 * len } else { cx + cw + 0.6 * len };
+                let body =
+                    [rng.range_f(20.0, 230.0) as u8, rng.range_f(20.0, 230.0) as u8, rng.range_f(20.0, 230.0) as u8];
                 vehicle = Some((x_start - v * t0, v, y, len, body));
             }
             _ => {}
@@ -294,14 +244,10 @@ pub fn render(
         let clock = scene_clock(spec, t);
         // Source frame: the speed-up skips frames by advancing the clock faster.
         let idx = spec.source_offset + (clock * spec.fps).round() as usize;
-        let frame = src
-            .frames
-            .get(idx)
-            .or_else(|| src.frames.last())
-            .ok_or_else(|| SynthError::Source {
-                path: spec.name.clone().into(),
-                reason: "the source decoded to no frames".into(),
-            })?;
+        let frame = src.frames.get(idx).or_else(|| src.frames.last()).ok_or_else(|| SynthError::Source {
+            path: spec.name.clone().into(),
+            reason: "the source decoded to no frames".into(),
+        })?;
         let mut img = frame.clone();
         if let (Some(e), Some((zx, zy, ph, key))) = (spec.event, shake_zone) {
             if t >= e.start && t < e.end {
@@ -310,10 +256,7 @@ pub fn render(
                 let (x, y) = ((zx - 0.8 * ph) as i64, (zy - 0.65 * ph) as i64);
                 let patch = img.cut(x, y, zw.max(1), zh.max(1));
                 let mask = soft_ellipse(zw.max(1), zh.max(1));
-                let (dx, dy) = (
-                    (r.range_f(-0.15, 0.15) * ph) as i64,
-                    (r.range_f(-0.1, 0.1) * ph) as i64,
-                );
+                let (dx, dy) = ((r.range_f(-0.15, 0.15) * ph) as i64, (r.range_f(-0.1, 0.1) * ph) as i64);
                 img.paste_masked(&patch, &mask, x + dx, y + dy);
             }
         }

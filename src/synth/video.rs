@@ -19,40 +19,18 @@ fn cv_err(path: &Path) -> impl Fn(opencv::Error) -> String + '_ {
 
 /// Decodes up to `limit` frames of `path`, each resized to `width` x `height` (area averaging).
 /// Returns the frames and the file's frame rate.
-pub fn read_resized(
-    path: &Path,
-    width: usize,
-    height: usize,
-    limit: usize,
-) -> Result<(Vec<Image>, f64), SynthError> {
+pub fn read_resized(path: &Path, width: usize, height: usize, limit: usize) -> Result<(Vec<Image>, f64), SynthError> {
     if !path.is_file() {
-        return Err(SynthError::Source {
-            path: path.to_path_buf(),
-            reason: "file not found".into(),
-        });
+        return Err(SynthError::Source { path: path.to_path_buf(), reason: "file not found".into() });
     }
-    let source = |reason: String| SynthError::Source {
-        path: path.to_path_buf(),
-        reason,
-    };
-    let name = path
-        .to_str()
-        .ok_or_else(|| source("path is not valid UTF-8".into()))?;
-    let mut cap = videoio::VideoCapture::from_file(name, videoio::CAP_ANY)
-        .map_err(|e| source(cv_err(path)(e)))?;
+    let source = |reason: String| SynthError::Source { path: path.to_path_buf(), reason };
+    let name = path.to_str().ok_or_else(|| source("path is not valid UTF-8".into()))?;
+    let mut cap = videoio::VideoCapture::from_file(name, videoio::CAP_ANY).map_err(|e| source(cv_err(path)(e)))?;
     if !cap.is_opened().map_err(|e| source(cv_err(path)(e)))? {
-        return Err(source(
-            "OpenCV cannot open it (no FFmpeg support, or not a video)".into(),
-        ));
+        return Err(source("OpenCV cannot open it (no FFmpeg support, or not a video)".into()));
     }
-    let fps = cap
-        .get(videoio::CAP_PROP_FPS)
-        .map_err(|e| source(cv_err(path)(e)))?;
-    let fps = if fps.is_finite() && fps > 0.0 {
-        fps
-    } else {
-        10.0
-    };
+    let fps = cap.get(videoio::CAP_PROP_FPS).map_err(|e| source(cv_err(path)(e)))?;
+    let fps = if fps.is_finite() && fps > 0.0 { fps } else { 10.0 };
     let mut frames = Vec::new();
     let mut mat = Mat::default();
     let mut small = Mat::default();
@@ -61,15 +39,8 @@ pub fn read_resized(
         if !ok || mat.empty() {
             break;
         }
-        imgproc::resize(
-            &mat,
-            &mut small,
-            Size::new(width as i32, height as i32),
-            0.0,
-            0.0,
-            imgproc::INTER_AREA,
-        )
-        .map_err(|e| source(cv_err(path)(e)))?;
+        imgproc::resize(&mat, &mut small, Size::new(width as i32, height as i32), 0.0, 0.0, imgproc::INTER_AREA)
+            .map_err(|e| source(cv_err(path)(e)))?;
         frames.push(to_image(&small).map_err(|e| source(format!("frame {}: {e}", frames.len())))?);
     }
     Ok((frames, fps))
@@ -79,10 +50,7 @@ pub fn read_resized(
 /// use of it, and our drawing works on plain bytes).
 fn to_image(mat: &Mat) -> Result<Image, String> {
     if mat.typ() != Vec3b::opencv_type() {
-        return Err(format!(
-            "expected 8-bit BGR frames, got OpenCV type {}",
-            mat.typ()
-        ));
+        return Err(format!("expected 8-bit BGR frames, got OpenCV type {}", mat.typ()));
     }
     let bytes = if mat.is_continuous() {
         mat.data_bytes().map_err(|e| e.to_string())?.to_vec()
@@ -90,11 +58,7 @@ fn to_image(mat: &Mat) -> Result<Image, String> {
         let c = mat.try_clone().map_err(|e| e.to_string())?;
         c.data_bytes().map_err(|e| e.to_string())?.to_vec()
     };
-    Ok(Image {
-        width: mat.cols() as usize,
-        height: mat.rows() as usize,
-        data: bytes,
-    })
+    Ok(Image { width: mat.cols() as usize, height: mat.rows() as usize, data: bytes })
 }
 
 /// An open MJPG/AVI writer for one output video.
@@ -106,22 +70,13 @@ pub struct VideoOut {
 
 impl VideoOut {
     pub fn create(path: &Path, fps: f64, width: usize, height: usize) -> Result<Self, SynthError> {
-        let err = |reason: String| SynthError::Writer {
-            path: path.to_path_buf(),
-            reason,
-        };
-        let name = path
-            .to_str()
-            .ok_or_else(|| err("path is not valid UTF-8".into()))?;
-        let fourcc =
-            videoio::VideoWriter::fourcc('M', 'J', 'P', 'G').map_err(|e| err(e.to_string()))?;
+        let err = |reason: String| SynthError::Writer { path: path.to_path_buf(), reason };
+        let name = path.to_str().ok_or_else(|| err("path is not valid UTF-8".into()))?;
+        let fourcc = videoio::VideoWriter::fourcc('M', 'J', 'P', 'G').map_err(|e| err(e.to_string()))?;
         // OpenCV's own MJPEG muxer: deterministic bytes and no dependency on FFmpeg's encoders.
         // Quality is passed at open (the MJPEG writer reads it there) and set again afterwards
         // for builds that only honour the property.
-        let params = opencv::core::Vector::<i32>::from_slice(&[
-            videoio::VIDEOWRITER_PROP_QUALITY,
-            JPEG_QUALITY as i32,
-        ]);
+        let params = opencv::core::Vector::<i32>::from_slice(&[videoio::VIDEOWRITER_PROP_QUALITY, JPEG_QUALITY as i32]);
         let mut writer = videoio::VideoWriter::new_with_backend_params(
             name,
             videoio::CAP_OPENCV_MJPEG,
@@ -132,30 +87,17 @@ impl VideoOut {
         )
         .map_err(|e| err(e.to_string()))?;
         if !writer.is_opened().map_err(|e| err(e.to_string()))? {
-            return Err(err(
-                "OpenCV could not open an MJPG writer (directory missing or not writable?)".into(),
-            ));
+            return Err(err("OpenCV could not open an MJPG writer (directory missing or not writable?)".into()));
         }
-        let honoured = writer
-            .set(videoio::VIDEOWRITER_PROP_QUALITY, JPEG_QUALITY)
-            .unwrap_or(false);
+        let honoured = writer.set(videoio::VIDEOWRITER_PROP_QUALITY, JPEG_QUALITY).unwrap_or(false);
         tracing::trace!(honoured, path = %path.display(), "synth: MJPG quality property");
-        Ok(VideoOut {
-            writer,
-            path: path.to_path_buf(),
-            frames: 0,
-        })
+        Ok(VideoOut { writer, path: path.to_path_buf(), frames: 0 })
     }
 
     pub fn write(&mut self, img: &Image) -> Result<(), SynthError> {
-        let err = |reason: String| SynthError::Write {
-            path: self.path.clone(),
-            frame: self.frames,
-            reason,
-        };
-        let mat =
-            Mat::new_rows_cols_with_bytes::<Vec3b>(img.height as i32, img.width as i32, &img.data)
-                .map_err(|e| err(e.to_string()))?;
+        let err = |reason: String| SynthError::Write { path: self.path.clone(), frame: self.frames, reason };
+        let mat = Mat::new_rows_cols_with_bytes::<Vec3b>(img.height as i32, img.width as i32, &img.data)
+            .map_err(|e| err(e.to_string()))?;
         self.writer.write(&mat).map_err(|e| err(e.to_string()))?;
         self.frames += 1;
         Ok(())
@@ -175,15 +117,9 @@ impl VideoOut {
 /// Decodes a whole video and returns its frame count, size and an FNV-1a hash of all decoded
 /// pixels: what tests compare, since the same pixels may be encoded to different bytes.
 pub fn decode_digest(path: &Path) -> Result<(usize, usize, usize, u64), SynthError> {
-    let source = |reason: String| SynthError::Source {
-        path: path.to_path_buf(),
-        reason,
-    };
-    let name = path
-        .to_str()
-        .ok_or_else(|| source("path is not valid UTF-8".into()))?;
-    let mut cap = videoio::VideoCapture::from_file(name, videoio::CAP_ANY)
-        .map_err(|e| source(e.to_string()))?;
+    let source = |reason: String| SynthError::Source { path: path.to_path_buf(), reason };
+    let name = path.to_str().ok_or_else(|| source("path is not valid UTF-8".into()))?;
+    let mut cap = videoio::VideoCapture::from_file(name, videoio::CAP_ANY).map_err(|e| source(e.to_string()))?;
     if !cap.is_opened().map_err(|e| source(e.to_string()))? {
         return Err(source("OpenCV cannot open it".into()));
     }
