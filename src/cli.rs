@@ -201,7 +201,11 @@ pub struct SynthArgs {
 #[derive(Debug, Args)]
 pub struct FeaturesArgs {
     /// Video files (or use --list).
-    #[arg(value_name = "VIDEO", required_unless_present = "list", conflicts_with = "list")]
+    #[arg(
+        value_name = "VIDEO",
+        required_unless_present = "list",
+        conflicts_with = "list"
+    )]
     pub videos: Vec<PathBuf>,
     /// A list file of videos (one per line, optional label column).
     #[arg(long, value_name = "FILE")]

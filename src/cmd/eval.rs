@@ -77,14 +77,27 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         for (e, label) in entries.iter().zip(&labels) {
             let res = OpenCvSource::open_file(&e.path)
                 .map_err(anyhow::Error::new)
-                .and_then(|source| replay(source, &mut extractor, &rtfm, &opts, &mut |_| {}, &mut |_| {}))
+                .and_then(|source| {
+                    replay(
+                        source,
+                        &mut extractor,
+                        &rtfm,
+                        &opts,
+                        &mut |_| {},
+                        &mut |_| {},
+                    )
+                })
                 .with_context(|| format!("{}: video {}", at(e), e.path.display()))?;
             videos.push(VideoScores {
                 name: e.path.display().to_string(),
                 line: e.line,
                 label: *label,
                 scores: res.records.iter().map(|r| r.score).collect(),
-                fps: if res.info.fps > 0.0 { res.info.fps } else { 25.0 },
+                fps: if res.info.fps > 0.0 {
+                    res.info.fps
+                } else {
+                    25.0
+                },
             });
             bar.inc(1);
         }

@@ -39,7 +39,14 @@ pub fn run(args: &FeaturesArgs) -> anyhow::Result<()> {
         .list
         .clone()
         .unwrap_or_else(|| PathBuf::from("<command line>"));
-    let located = |e: &ListEntry| format!("{}:{}: video {}", origin.display(), e.line, e.path.display());
+    let located = |e: &ListEntry| {
+        format!(
+            "{}:{}: video {}",
+            origin.display(),
+            e.line,
+            e.path.display()
+        )
+    };
 
     // Check every input before the first minute of decoding.
     let mut stems: HashMap<String, &ListEntry> = HashMap::new();
@@ -50,8 +57,15 @@ pub fn run(args: &FeaturesArgs) -> anyhow::Result<()> {
             line: e.line,
             reason,
         };
-        if e.path.extension().is_some_and(|x| x.eq_ignore_ascii_case("npy")) {
-            return Err(bad(format!("{} is a feature file; features reads videos", e.path.display())).into());
+        if e.path
+            .extension()
+            .is_some_and(|x| x.eq_ignore_ascii_case("npy"))
+        {
+            return Err(bad(format!(
+                "{} is a feature file; features reads videos",
+                e.path.display()
+            ))
+            .into());
         }
         if !e.path.is_file() {
             return Err(bad(format!("video {} does not exist", e.path.display())).into());

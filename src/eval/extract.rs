@@ -135,7 +135,8 @@ where
     std::thread::scope(|scope| {
         let mut handles = Vec::new();
         for w in 0..jobs {
-            let (job_rx, done_tx, stop, make) = (job_rx.clone(), done_tx.clone(), &stop, &make_extractor);
+            let (job_rx, done_tx, stop, make) =
+                (job_rx.clone(), done_tx.clone(), &stop, &make_extractor);
             let spawned = std::thread::Builder::new()
                 .name(format!("features-{w}"))
                 .spawn_scoped(scope, move || {
@@ -161,7 +162,12 @@ where
                 });
             match spawned {
                 Ok(h) => handles.push(h),
-                Err(e) => return Err((0, anyhow::Error::new(e).context("starting a feature worker"))),
+                Err(e) => {
+                    return Err((
+                        0,
+                        anyhow::Error::new(e).context("starting a feature worker"),
+                    ))
+                }
             }
         }
         drop(done_tx);
@@ -180,7 +186,10 @@ where
             });
         if let Err(e) = feeder {
             stop.store(true, Ordering::Relaxed);
-            return Err((0, anyhow::Error::new(e).context("starting the feature feeder")));
+            return Err((
+                0,
+                anyhow::Error::new(e).context("starting the feature feeder"),
+            ));
         }
         let mut first_err: Option<(usize, anyhow::Error)> = None;
         let mut finished = 0usize;
@@ -195,7 +204,11 @@ where
                 first_err = Some((i, e));
             }
         }
-        let panicked = handles.into_iter().map(|h| h.join()).filter(Result::is_err).count();
+        let panicked = handles
+            .into_iter()
+            .map(|h| h.join())
+            .filter(Result::is_err)
+            .count();
         if let Some(e) = first_err {
             return Err(e);
         }

@@ -105,13 +105,22 @@ mod tests {
     #[test]
     fn split_names_the_first_video_that_does_not_fit() {
         let v = [
-            GtVideo { name: "a.npy", snippets: 2 },
-            GtVideo { name: "b.npy", snippets: 3 },
+            GtVideo {
+                name: "a.npy",
+                snippets: 2,
+            },
+            GtVideo {
+                name: "b.npy",
+                snippets: 3,
+            },
         ];
         let p = Path::new("gt.npy");
         assert_eq!(split(p, 80, &v, 16).unwrap(), vec![0..32, 32..80]);
         let e = split(p, 64, &v, 16).unwrap_err().to_string();
-        assert!(e.contains("gt.npy") && e.contains("64") && e.contains("80") && e.contains("b.npy"), "{e}");
+        assert!(
+            e.contains("gt.npy") && e.contains("64") && e.contains("80") && e.contains("b.npy"),
+            "{e}"
+        );
         let e = split(p, 90, &v, 16).unwrap_err().to_string();
         assert!(e.contains("10 frames are left over"), "{e}");
     }
@@ -119,7 +128,9 @@ mod tests {
     #[test]
     fn values_must_be_binary() {
         assert!(check_values(Path::new("g"), &[0.0, 1.0]).is_ok());
-        let e = check_values(Path::new("g"), &[0.0, 0.5]).unwrap_err().to_string();
+        let e = check_values(Path::new("g"), &[0.0, 0.5])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("frame 1"), "{e}");
     }
 }

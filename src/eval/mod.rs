@@ -3,7 +3,7 @@
 //! - [`gt`]: the RTFM gt layout checked against a list, per-video slices and spans.
 //! - [`ttd`]: alerts over scored snippets, time to detect, false alerts.
 //! - [`run`]: one evaluation run (the protocol's numbers plus the per-video table).
-//! - [`plots`]: roc.svg.
+//! - [`plots`]: the ROC curve plot (`roc.svg`).
 //! - [`extract`]: offline feature extraction of whole videos for `vigil features`.
 //! - [`metrics`]: ROC / PR curves, ROC AUC, PR AUC and average precision with scikit-learn
 //!   parity, plus the snippet-to-frame score expansion of the RTFM protocol.

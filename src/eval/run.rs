@@ -146,7 +146,10 @@ pub fn evaluate(
             None
         };
         let (events, alerts) = ttd::run_alerts(&v.name, &v.scores, v.fps, per, policy);
-        let starts = events.iter().filter(|e| e.event == EventKind::Start).count();
+        let starts = events
+            .iter()
+            .filter(|e| e.event == EventKind::Start)
+            .count();
         if anomalous == 0 {
             false_alerts += starts;
             normal_frames_s += g.len() as f64 / v.fps;
@@ -224,7 +227,10 @@ impl EvalReport {
             "video", "label", "snippets", "max score", "AUC", "alerts"
         );
         for r in &self.per_video {
-            let auc = r.auc.map(|a| format!("{a:.4}")).unwrap_or_else(|| "-".into());
+            let auc = r
+                .auc
+                .map(|a| format!("{a:.4}"))
+                .unwrap_or_else(|| "-".into());
             let ttd = self
                 .ttd
                 .per_video
@@ -317,6 +323,9 @@ mod tests {
         let e = evaluate(src, &[0.0; 60], &videos, AlertPolicy::default())
             .unwrap_err()
             .to_string();
-        assert!(e.contains("gt.npy") && e.contains("60") && e.contains("80") && e.contains("l.list:1"), "{e}");
+        assert!(
+            e.contains("gt.npy") && e.contains("60") && e.contains("80") && e.contains("l.list:1"),
+            "{e}"
+        );
     }
 }

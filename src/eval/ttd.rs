@@ -130,20 +130,47 @@ mod tests {
     #[test]
     fn alerts_raised_at_snippet_end() {
         let (events, alerts) = run_alerts("v", &[0.1, 0.9, 0.9, 0.1, 0.1], 16.0, 16, policy());
-        assert_eq!(events.iter().filter(|e| e.event == EventKind::Start).count(), 1);
-        assert_eq!(alerts, vec![Alert { raised_frame: 32, end_frame: 48 }]);
+        assert_eq!(
+            events
+                .iter()
+                .filter(|e| e.event == EventKind::Start)
+                .count(),
+            1
+        );
+        assert_eq!(
+            alerts,
+            vec![Alert {
+                raised_frame: 32,
+                end_frame: 48
+            }]
+        );
     }
 
     #[test]
     fn ttd_after_during_and_missed() {
         let mut gt = vec![0.0; 80];
         gt[20..60].iter_mut().for_each(|v| *v = 1.0);
-        let a = [Alert { raised_frame: 48, end_frame: 80 }];
+        let a = [Alert {
+            raised_frame: 48,
+            end_frame: 80,
+        }];
         let d = detection("v", &gt, &a, 10.0).unwrap();
-        assert_eq!((d.ttd_frames, d.ttd_s, d.missed), (Some(28), Some(2.8), false));
-        let early = [Alert { raised_frame: 16, end_frame: 40 }];
-        assert_eq!(detection("v", &gt, &early, 10.0).unwrap().ttd_frames, Some(0));
-        let gone = [Alert { raised_frame: 8, end_frame: 16 }];
+        assert_eq!(
+            (d.ttd_frames, d.ttd_s, d.missed),
+            (Some(28), Some(2.8), false)
+        );
+        let early = [Alert {
+            raised_frame: 16,
+            end_frame: 40,
+        }];
+        assert_eq!(
+            detection("v", &gt, &early, 10.0).unwrap().ttd_frames,
+            Some(0)
+        );
+        let gone = [Alert {
+            raised_frame: 8,
+            end_frame: 16,
+        }];
         assert!(detection("v", &gt, &gone, 10.0).unwrap().missed);
         assert!(detection("v", &[0.0; 16], &a, 10.0).is_none());
     }
