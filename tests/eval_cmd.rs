@@ -322,6 +322,33 @@ fn bad_lists_features_and_ground_truth_exit_with_their_codes() {
         &["vmissing.list:2", "gone.avi"],
     );
 
+    // A corrupt video in a features batch: the video, its list line, exit 3.
+    let garbage = d.join("garbage.avi");
+    std::fs::write(&garbage, b"not a video at all").unwrap();
+    let gl = d.join("garbage.list");
+    std::fs::write(
+        &gl,
+        format!(
+            "{}\n{}\n",
+            p(&f.synth.join("videos/test_proc_nor_0001.avi")),
+            p(&garbage)
+        ),
+    )
+    .unwrap();
+    assert_fails(
+        &vigil(&[
+            "features",
+            "--list",
+            p(&gl),
+            "--out",
+            p(&d.join("fg")),
+            "--model",
+            p(&m),
+        ]),
+        3,
+        &["garbage.list:2", "garbage.avi"],
+    );
+
     // A feature file of another width: the file and its list line.
     let narrow = d.join("narrow.npy");
     vigil::npy::write_f32(&narrow, &[4, 1, 128], &[0.5; 512]).unwrap();

@@ -108,6 +108,8 @@ pub fn run(args: &FeaturesArgs) -> anyhow::Result<()> {
         dim: model.manifest.features.dim,
         max_batch: spec.max_batch,
     };
+    // Fail on a broken runtime or model once, before any worker blames a video for it.
+    drop(model.load_extractor(1)?);
     std::fs::create_dir_all(&args.out).map_err(|e| OutputError::write(&args.out, e))?;
     let jobs = args.jobs.unwrap_or_else(|| {
         std::thread::available_parallelism()
