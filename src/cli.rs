@@ -48,6 +48,12 @@ pub enum Command {
     Import(ImportArgs),
     /// Measure decode-only and whole-pipeline throughput and per-stage latency on a video.
     Bench(BenchArgs),
+    /// Generate the deterministic synthetic benchmark (videos, lists, ground truth).
+    Synth(SynthArgs),
+    /// Extract RTFM feature files ([T, crops, D] .npy) from videos, several in parallel.
+    Features(FeaturesArgs),
+    /// Frame-level evaluation (ROC AUC, PR AUC, AP, time to detect, false alerts) of a list.
+    Eval(EvalArgs),
 }
 
 /// Flags shared by commands that load a model.
@@ -160,4 +166,82 @@ pub struct BenchArgs {
     /// Repeat the pipeline run this many times and keep the best (the first warms caches).
     #[arg(long, default_value_t = 2, value_name = "N")]
     pub runs: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SynthSizeArg {
+    Small,
+    Full,
+}
+
+#[derive(Debug, Args)]
+pub struct SynthArgs {
+    /// Output directory (created if missing; files of the same names are overwritten).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Seed: the same seed gives the same benchmark.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub seed: u64,
+    /// small: 26 short videos (a CI fixture); full: 340 videos (the benchmark).
+    #[arg(long, value_enum, default_value_t = SynthSizeArg::Small)]
+    pub size: SynthSizeArg,
+    /// Real footage to cut clips from.
+    #[arg(long, value_name = "VIDEO", default_value = "/usr/share/doc/opencv-doc/examples/data/vtest.avi")]
+    pub source: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct FeaturesArgs {
+    /// Video files (or use --list).
+    #[arg(value_name = "VIDEO", required_unless_present = "list", conflicts_with = "list")]
+    pub videos: Vec<PathBuf>,
+    /// A list file of videos (one per line, optional label column).
+    #[arg(long, value_name = "FILE")]
+    pub list: Option<PathBuf>,
+    /// Output directory: one `<video stem>.npy` per video and a list file of them.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Videos processed at once, each by its own extractor (one intra-op thread). Default: cores.
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Rewrite a path prefix in the list (`FROM=TO`); repeatable.
+    #[arg(long, value_name = "FROM=TO")]
+    pub remap: Vec<crate::lists::Remap>,
+    /// Never show the progress bar (it shows only on a terminal anyway).
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// A list of videos or of feature files (.npy), not both, in ground-truth order.
+    #[arg(long, value_name = "FILE")]
+    pub list: PathBuf,
+    /// Frame-level ground truth (.npy, RTFM layout: videos concatenated in list order, each
+    /// padded to T*16 frames).
+    #[arg(long, value_name = "FILE")]
+    pub gt: PathBuf,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Print one JSON object instead of the text report.
+    #[arg(long)]
+    pub json: bool,
+    /// Write roc.svg and one score-versus-ground-truth plot per video into this directory.
+    #[arg(long, value_name = "DIR")]
+    pub plot: Option<PathBuf>,
+    /// Frame rate of feature-list entries, for time to detect and alerts per hour only
+    /// (ShanghaiTech 24, UCF-Crime 30). Videos use their own.
+    #[arg(long, default_value_t = 30.0, value_name = "FPS")]
+    pub fps: f64,
+    /// Rewrite a path prefix in the list (`FROM=TO`); repeatable.
+    #[arg(long, value_name = "FROM=TO")]
+    pub remap: Vec<crate::lists::Remap>,
+    /// ONNX Runtime intra-op threads for the feature extractor (video lists).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub threads: usize,
+    /// Never show the progress bar (it shows only on a terminal anyway).
+    #[arg(long)]
+    pub no_progress: bool,
 }

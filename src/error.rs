@@ -11,6 +11,7 @@ use crate::output::OutputError;
 use crate::preprocess::PreprocessError;
 use crate::rtfm::{CheckpointError, RtfmError};
 use crate::source::SourceError;
+use crate::synth::SynthError;
 
 /// Exit codes of the `vigil` binary (also listed in README.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,6 +87,12 @@ pub fn exit_code(err: &anyhow::Error) -> Exit {
         }
         if cause.is::<ListError>() {
             return Exit::List;
+        }
+        if let Some(e) = cause.downcast_ref::<SynthError>() {
+            return match e {
+                SynthError::Source { .. } | SynthError::SourceTooShort { .. } => Exit::Video,
+                _ => Exit::Output,
+            };
         }
     }
     Exit::Internal

@@ -14,6 +14,9 @@ fn main() -> ExitCode {
         Command::Score(a) => vigil::cmd::score::run(a),
         Command::Import(a) => vigil::cmd::import::run(a),
         Command::Bench(a) => vigil::cmd::bench::run(a),
+        Command::Synth(a) => vigil::cmd::synth::run(a),
+        Command::Features(a) => vigil::cmd::features::run(a),
+        Command::Eval(a) => vigil::cmd::eval::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -2,9 +2,12 @@
 //! the library modules so the daemon, benches and tests share them.
 
 pub mod bench;
+pub mod eval;
+pub mod features;
 pub mod import;
 pub mod replay;
 pub mod score;
+pub mod synth;
 
 use crate::cli::{ModelArgs, ScorerArgs};
 use crate::model::{default_model_dir, ModelDir, ModelError};

@@ -135,36 +135,8 @@ fn split_ground_truth(
     for r in results {
         let n = r.records.len() * per_snippet;
         let fps = if r.info.fps > 0.0 { r.info.fps } else { 25.0 };
-        out.push(frame_spans(&gt[offset..offset + n], fps));
+        out.push(crate::eval::gt::frame_spans(&gt[offset..offset + n], fps));
         offset += n;
     }
     Ok(out)
-}
-
-/// Runs of frames with a label above 0.5, as (start_s, end_s).
-fn frame_spans(labels: &[f64], fps: f64) -> Vec<(f64, f64)> {
-    let mut spans = Vec::new();
-    let mut start = None;
-    for (i, &v) in labels.iter().chain(std::iter::once(&0.0)).enumerate() {
-        match (v > 0.5, start) {
-            (true, None) => start = Some(i),
-            (false, Some(s)) => {
-                spans.push((s as f64 / fps, i as f64 / fps));
-                start = None;
-            }
-            _ => {}
-        }
-    }
-    spans
-}
-
-#[cfg(test)]
-mod tests {
-    use super::frame_spans;
-
-    #[test]
-    fn spans_of_labels() {
-        assert_eq!(frame_spans(&[0.0, 1.0, 1.0, 0.0, 1.0], 10.0), vec![(0.1, 0.3), (0.4, 0.5)]);
-        assert!(frame_spans(&[0.0; 4], 10.0).is_empty());
-    }
 }
