@@ -2,7 +2,7 @@
 //! `labels.csv`, per-video `gt/<name>.json`, the concatenated `gt-test.npy`, and a README.
 //! Paths inside lists are relative to the output directory, so the folder can be moved.
 
-use super::plan::{Split, VideoSpec};
+use super::plan::{Part, Split, VideoSpec};
 use super::{SynthError, SynthOptions, SynthSize};
 use std::fmt::Write as _;
 use std::path::Path;
@@ -67,6 +67,18 @@ pub fn write_all(out: &Path, specs: &[VideoSpec], opts: &SynthOptions) -> Result
         }
         write(&out.join(format!("{}.list", split.name())), text.as_bytes())?;
     }
+    // The benchmark's targets are per part (real footage, procedural scenes): one list and one
+    // ground-truth vector per test part, same order rule, so `vigil eval` reports each alone.
+    for part in [Part::Real, Part::Procedural] {
+        let mut text = String::new();
+        let mut gt = Vec::new();
+        for s in list_order(specs, Split::Test).into_iter().filter(|s| s.part == part) {
+            let _ = writeln!(text, "videos/{}.avi", s.name);
+            gt.extend(padded_labels(s));
+        }
+        write(&out.join(format!("test-{}.list", part.name())), text.as_bytes())?;
+        write(&out.join(format!("gt-test-{}.npy", part.name())), &npy_f64(&gt))?;
+    }
 
     let mut csv =
         String::from("video,split,label,part,event_kind,event_start_frame,event_end_frame,frames,fps,width,height\n");
@@ -95,28 +107,32 @@ pub fn write_all(out: &Path, specs: &[VideoSpec], opts: &SynthOptions) -> Result
 
     let gt_dir = out.join("gt");
     std::fs::create_dir_all(&gt_dir).map_err(|source| SynthError::Io { path: gt_dir.clone(), source })?;
-    let mut gt = Vec::new();
-    for s in list_order(specs, Split::Test) {
-        let events: Vec<serde_json::Value> = s
-            .event
-            .iter()
-            .map(|e| serde_json::json!({"kind": e.kind.name(), "start_frame": e.start, "end_frame": e.end}))
-            .collect();
-        let doc = serde_json::json!({
-            "video": format!("videos/{}.avi", s.name),
-            "frames": s.frames,
-            "fps": s.fps,
-            "events": events,
-            "labels_rle": rle(&s.labels()),
-        });
-        let path = gt_dir.join(format!("{}.json", s.name));
-        let mut text =
-            serde_json::to_string_pretty(&doc).map_err(|e| SynthError::Io { path: path.clone(), source: e.into() })?;
-        text.push('\n');
-        write(&path, text.as_bytes())?;
-        gt.extend(padded_labels(s));
+    // The validation split gets the same frame-level ground truth as the test split, so model
+    // selection and threshold setting can use frame AUC without ever touching the test list.
+    for (split, file) in [(Split::Val, "gt-val.npy"), (Split::Test, "gt-test.npy")] {
+        let mut gt = Vec::new();
+        for s in list_order(specs, split) {
+            let events: Vec<serde_json::Value> = s
+                .event
+                .iter()
+                .map(|e| serde_json::json!({"kind": e.kind.name(), "start_frame": e.start, "end_frame": e.end}))
+                .collect();
+            let doc = serde_json::json!({
+                "video": format!("videos/{}.avi", s.name),
+                "frames": s.frames,
+                "fps": s.fps,
+                "events": events,
+                "labels_rle": rle(&s.labels()),
+            });
+            let path = gt_dir.join(format!("{}.json", s.name));
+            let mut text = serde_json::to_string_pretty(&doc)
+                .map_err(|e| SynthError::Io { path: path.clone(), source: e.into() })?;
+            text.push('\n');
+            write(&path, text.as_bytes())?;
+            gt.extend(padded_labels(s));
+        }
+        write(&out.join(file), &npy_f64(&gt))?;
     }
-    write(&out.join("gt-test.npy"), &npy_f64(&gt))?;
     write(&out.join("README.md"), readme(specs, opts).as_bytes())
 }
 
@@ -136,7 +152,7 @@ give the same lists, labels and ground truth byte for byte, and the same decoded
 - `train.list`, `val.list`, `test.list`: one video path per line, relative to this folder, abnormal\n  videos first, then normal (RTFM's layout). `val` is for model selection; never select on `test`.\n\
 - `labels.csv`: `video,split,label,part,event_kind,event_start_frame,event_end_frame,frames,fps,width,height`;\n  events cover frames `start..end`, end exclusive (0-based).\n\
 - `gt/<name>.json` (test videos): frames, fps, events, and `labels_rle` as `[value, run]` pairs.\n\
-- `gt-test.npy`: float64 per-frame 0/1 labels of the test videos in `test.list` order, each padded\n  to a multiple of 16 frames by repeating its last label, concatenated (RTFM's gt layout).\n\n\
+- `test-real.list`, `test-proc.list` and `gt-test-real.npy`, `gt-test-proc.npy`: the test split by part.\n- `gt-val.npy`: the same for the validation videos in `val.list` order (model selection).\n- `gt-test.npy`: float64 per-frame 0/1 labels of the test videos in `test.list` order, each padded\n  to a multiple of 16 frames by repeating its last label, concatenated (RTFM's gt layout).\n\n\
 ## Event kinds\n\
 runner (crossing at 3-6x walking speed), speedup (scene plays 3-6x fast), scuffle (two people\n\
 flailing; on real footage the region is also shaken), counterflow (against a one-way flow; on real\n\
