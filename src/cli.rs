@@ -64,6 +64,23 @@ pub struct ModelArgs {
     pub model: Option<PathBuf>,
 }
 
+/// Execution-provider overrides of the manifest's `[extractor]` (replay, bench, features).
+#[derive(Debug, Args, Clone, Default)]
+pub struct ProviderArgs {
+    /// ONNX Runtime execution provider: cpu, cuda, tensorrt or auto (TensorRT, then CUDA, then
+    /// CPU). Default: the manifest's `extractor.provider`, else cpu.
+    #[arg(long, value_name = "NAME", value_parser = parse_provider)]
+    pub provider: Option<crate::features::Provider>,
+    /// Run on CPU (with a warning) when the requested GPU provider cannot be used, instead of
+    /// refusing to start.
+    #[arg(long)]
+    pub allow_fallback: bool,
+}
+
+fn parse_provider(s: &str) -> Result<crate::features::Provider, String> {
+    s.parse()
+}
+
 /// Scorer overrides.
 #[derive(Debug, Args, Clone)]
 pub struct ScorerArgs {
@@ -87,6 +104,8 @@ pub struct ReplayArgs {
     pub model: ModelArgs,
     #[command(flatten)]
     pub scorer: ScorerArgs,
+    #[command(flatten)]
+    pub provider: ProviderArgs,
     /// Write every snippet's score and magnitude (.jsonl or .csv). With several videos, `{stem}`
     /// in the path is replaced by each video's name; otherwise all go to one file.
     #[arg(long, value_name = "FILE")]
@@ -157,6 +176,8 @@ pub struct BenchArgs {
     pub model: ModelArgs,
     #[command(flatten)]
     pub scorer: ScorerArgs,
+    #[command(flatten)]
+    pub provider: ProviderArgs,
     /// Print one JSON object: decode_fps, pipeline_fps, stages.
     #[arg(long)]
     pub json: bool,
@@ -203,6 +224,8 @@ pub struct FeaturesArgs {
     pub out: PathBuf,
     #[command(flatten)]
     pub model: ModelArgs,
+    #[command(flatten)]
+    pub provider: ProviderArgs,
     /// Videos processed at once, each by its own extractor (one intra-op thread). Default: cores.
     #[arg(long, value_name = "N")]
     pub jobs: Option<usize>,

@@ -225,6 +225,7 @@ fn mean_pool_spec() -> ExtractorSpec {
         input_shape: vec![-1, 1, 16, 96, 128],
         output_shape: vec![-1, 256],
         max_batch: 2,
+        ..Default::default()
     }
 }
 
@@ -362,6 +363,7 @@ fn i3d_recipe_end_to_end_gives_ten_crop_features() {
         input_shape: vec![-1, 3, 16, 224, 224],
         output_shape: vec![-1, 2048],
         max_batch: 4,
+        ..Default::default()
     };
     let mut ex = OnnxExtractor::load(&spec, &fixtures(), 2).unwrap();
     for s in &snippets {

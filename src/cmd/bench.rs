@@ -18,13 +18,16 @@ struct Report {
     pipeline_fps: f64,
     pipeline_over_decode: f64,
     threads: usize,
+    /// The execution provider that ran the features stage (after `auto` or a fallback).
+    provider: String,
     scorer: crate::scorer::ScorerConfig,
     peak_rss_mb: Option<f64>,
     stages: BTreeMap<&'static str, StageSummary>,
 }
 
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
-    let model = super::load_model(&args.model)?;
+    let mut model = super::load_model(&args.model)?;
+    super::apply_provider(&mut model, &args.provider);
     let scorer_cfg = super::scorer_config(&model, &args.scorer)?;
     let (spec, recipe) = model.extractor_parts()?;
     let opts = ReplayOptions {
@@ -68,6 +71,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         pipeline_fps,
         pipeline_over_decode: pipeline_fps / decode_fps.max(1e-9),
         threads: args.threads.max(1),
+        provider: extractor.provider().to_string(),
         scorer: scorer_cfg,
         peak_rss_mb: peak_rss_mb(),
         stages,
@@ -78,6 +82,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         println!("video            {}", report.video);
         println!("model            {}", report.model);
         println!("frames           {} ({} snippets)", report.frames, report.snippets);
+        println!("provider         {} (features stage)", report.provider);
         println!("decode-only      {:.0} frames/s", report.decode_fps);
         println!("whole pipeline   {:.0} frames/s ({:.2} x decode)", report.pipeline_fps, report.pipeline_over_decode);
         if let Some(m) = report.peak_rss_mb {

@@ -68,7 +68,8 @@ pub fn run(args: &FeaturesArgs) -> anyhow::Result<()> {
         }
     }
 
-    let model = super::load_model(&args.model)?;
+    let mut model = super::load_model(&args.model)?;
+    super::apply_provider(&mut model, &args.provider);
     let (spec, recipe) = model.extractor_parts()?;
     let spec = ExtractSpec {
         recipe: recipe.clone(),

@@ -9,7 +9,7 @@ pub mod replay;
 pub mod score;
 pub mod synth;
 
-use crate::cli::{ModelArgs, ScorerArgs};
+use crate::cli::{ModelArgs, ProviderArgs, ScorerArgs};
 use crate::model::{default_model_dir, ModelDir, ModelError};
 use crate::scorer::ScorerConfig;
 use std::path::PathBuf;
@@ -18,6 +18,17 @@ use std::path::PathBuf;
 pub fn load_model(args: &ModelArgs) -> Result<ModelDir, ModelError> {
     let dir: PathBuf = args.model.clone().unwrap_or_else(default_model_dir);
     ModelDir::load(&dir)
+}
+
+/// Applies `--provider` / `--allow-fallback` to the model's `[extractor]` (no-op for score-only
+/// models, whose missing extractor is reported where it is needed).
+pub fn apply_provider(model: &mut ModelDir, args: &ProviderArgs) {
+    if let Some(ex) = model.manifest.extractor.as_mut() {
+        if let Some(p) = args.provider {
+            ex.provider = p;
+        }
+        ex.allow_fallback |= args.allow_fallback;
+    }
 }
 
 /// The manifest's scorer settings with command-line overrides applied and checked.

@@ -11,7 +11,8 @@ use std::io::{IsTerminal, Write};
 use std::path::Path;
 
 pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
-    let model = super::load_model(&args.model)?;
+    let mut model = super::load_model(&args.model)?;
+    super::apply_provider(&mut model, &args.provider);
     let scorer_cfg = super::scorer_config(&model, &args.scorer)?;
     let (spec, recipe) = model.extractor_parts()?;
     let opts = ReplayOptions {

@@ -4,6 +4,7 @@
 //! before any frame is decoded. It knows nothing of video or preprocessing: clips arrive as
 //! `[N, C, T, H, W]` arrays.
 
+use super::provider::{self, Provider, ProviderOptions};
 use super::{ExtractorSpec, FeatureError, FeatureExtractor};
 use ndarray::{s, Array2, ArrayView5, Axis};
 use ort::environment::Environment;
@@ -36,6 +37,13 @@ impl From<InitFailure> for FeatureError {
 
 /// ONNX Runtime allows one environment per process; it lives here for the process lifetime.
 static RUNTIME: OnceLock<Result<Environment, InitFailure>> = OnceLock::new();
+/// The library file the environment was loaded from (for messages about missing providers).
+static RUNTIME_PATH: OnceLock<PathBuf> = OnceLock::new();
+
+/// The ONNX Runtime library this process loaded, once [`init_runtime`] has succeeded.
+pub fn runtime_library() -> Option<&'static Path> {
+    RUNTIME_PATH.get().map(PathBuf::as_path)
+}
 
 /// Loads the ONNX Runtime shared library once per process (ORT_DYLIB_PATH, then known places).
 ///
@@ -59,6 +67,7 @@ fn load_runtime() -> Result<Environment, InitFailure> {
         // Telemetry off: a surveillance appliance should not phone home.
         let env = builder.with_name("vigil").with_telemetry(false).build().map_err(|e| load_err(e.to_string()))?;
         tracing::info!(path = %path.display(), "ONNX Runtime loaded");
+        let _ = RUNTIME_PATH.set(path.to_path_buf());
         Ok(env)
     };
 
@@ -146,9 +155,14 @@ fn sorted_entries(dir: &Path) -> Vec<PathBuf> {
     entries
 }
 
-/// An ONNX model run by ONNX Runtime on CPU; one session per instance.
+/// An ONNX model run by ONNX Runtime on the provider the manifest asks for; one session per
+/// instance.
 pub struct OnnxExtractor {
     session: Session,
+    /// The provider that actually runs the session (never `Auto`).
+    provider: Provider,
+    /// TensorRT builds its engine on the first run; said once, before it.
+    engine_build_pending: bool,
     path: PathBuf,
     input: String,
     output: String,
@@ -162,9 +176,11 @@ pub struct OnnxExtractor {
 }
 
 impl OnnxExtractor {
-    /// Loads `spec.file` relative to `model_dir` and checks its real input/output names and shapes
-    /// against `spec`. `threads` is ONNX Runtime's intra-op thread count (0 lets ONNX Runtime
-    /// pick one per physical core).
+    /// Loads `spec.file` relative to `model_dir` on the execution provider `spec.provider` asks
+    /// for and checks its real input/output names and shapes against `spec`. `threads` is ONNX
+    /// Runtime's intra-op thread count (0 lets ONNX Runtime pick one per physical core). A GPU
+    /// provider that cannot be used is a [`FeatureError::Model`] naming it, unless
+    /// `spec.allow_fallback`.
     pub fn load(spec: &ExtractorSpec, model_dir: &Path, threads: usize) -> Result<Self, FeatureError> {
         let path = model_dir.join(&spec.file);
         let shown = path.display().to_string();
@@ -191,12 +207,16 @@ impl OnnxExtractor {
             }
         }
         let env = environment()?;
-        let session = Session::builder(env)
+        let mut builder = Session::builder(env)
             .and_then(|b| b.with_optimization_level(GraphOptimizationLevel::Level3).map_err(Into::into))
             .and_then(|b| b.with_intra_threads(threads).map_err(Into::into))
-            .map_err(|e| model_err(format!("cannot configure an ONNX Runtime session: {e}")))?
-            .commit_from_memory(&bytes)
-            .map_err(|e| model_err(format!("not a loadable ONNX model: {e}")))?;
+            .map_err(|e| model_err(format!("cannot configure an ONNX Runtime session: {e}")))?;
+        let options = provider_options(spec, model_dir);
+        let library =
+            runtime_library().map_or_else(|| "the loaded ONNX Runtime".to_string(), |p| p.display().to_string());
+        let provider = provider::register(&mut builder, &options, &library).map_err(&model_err)?;
+        let session =
+            builder.commit_from_memory(&bytes).map_err(|e| model_err(format!("not a loadable ONNX model: {e}")))?;
 
         let input = find_outlet(session.inputs(), &spec.input, "input").map_err(&model_err)?;
         check_shape(input, "input", &spec.input_shape).map_err(&model_err)?;
@@ -233,9 +253,11 @@ impl OnnxExtractor {
         let (batch, fixed_batch) =
             if batch_dim >= 1 { (batch_dim as usize, true) } else { (spec.max_batch.max(1), false) };
         let clip_dims = [1, 2, 3, 4].map(|i| merged(&spec.input_shape, &model_in, i));
-        tracing::debug!(model = %shown, threads, batch, dim, "feature extractor loaded");
+        tracing::debug!(model = %shown, threads, batch, dim, provider = %provider, "feature extractor loaded");
         Ok(Self {
             session,
+            provider,
+            engine_build_pending: provider == Provider::Tensorrt,
             path,
             input: spec.input.clone(),
             output: spec.output.clone(),
@@ -244,6 +266,12 @@ impl OnnxExtractor {
             batch,
             fixed_batch,
         })
+    }
+
+    /// The execution provider that actually runs this extractor: `cpu`, `cuda` or `tensorrt`
+    /// (after `auto` or a permitted fallback, the one that was chosen).
+    pub fn provider(&self) -> &str {
+        self.provider.as_str()
     }
 
     /// The ONNX file this extractor runs.
@@ -273,6 +301,10 @@ impl OnnxExtractor {
             chunk.as_standard_layout()
         };
         let tensor = TensorRef::from_array_view(&input).map_err(|e| self.run_err(e))?;
+        if self.engine_build_pending {
+            self.engine_build_pending = false;
+            tracing::info!(model = %self.path.display(), "building TensorRT engine (this can take minutes)");
+        }
         let input_name = self.input.clone();
         let output_name = self.output.clone();
         let path = self.path.display().to_string();
@@ -328,6 +360,29 @@ impl FeatureExtractor for OnnxExtractor {
             start = end;
         }
         Ok(out)
+    }
+}
+
+/// The provider settings of `spec`, with the cache directory resolved against `model_dir` and a
+/// TensorRT profile for a dynamic batch dimension.
+fn provider_options(spec: &ExtractorSpec, model_dir: &Path) -> ProviderOptions {
+    let cache_dir = spec
+        .cache_dir
+        .as_deref()
+        .map_or_else(super::provider::default_cache_dir, |d| super::provider::resolve_cache_dir(d, model_dir));
+    let dims = spec.input_shape.get(1..5).and_then(|d| <[i64; 4]>::try_from(d).ok());
+    let profile = match (spec.input_shape.first(), dims) {
+        (Some(&n), Some(d)) if n < 0 && d.iter().all(|&x| x > 0) => {
+            Some((spec.input.clone(), d, spec.max_batch.max(1)))
+        }
+        _ => None,
+    };
+    ProviderOptions {
+        provider: spec.provider,
+        allow_fallback: spec.allow_fallback,
+        tensorrt_fp16: spec.tensorrt_fp16,
+        cache_dir,
+        profile,
     }
 }
 
