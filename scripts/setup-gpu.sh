@@ -12,7 +12,7 @@
 #       the CUDA 13 runtime pieces it declares: nvidia-cuda-runtime~=13.0, nvidia-cuda-nvrtc~=13.0,
 #       nvidia-cufft~=12.0, nvidia-curand~=10.0, nvidia-cudnn-cu13~=9.0 (wheel metadata, 1.31.1)
 #   nvidia-cublas~=13.0 - cuBLAS/cuBLASLt, which the CUDA provider loads but the wheel does not list
-#   with --tensorrt: tensorrt-cu13-libs (TensorRT 10, from https://pypi.nvidia.com) for the
+#   with --tensorrt: tensorrt-cu13-libs (TensorRT 10; from whatever package index pip is configured with) for the
 #       TensorRT provider
 # The NVIDIA driver itself is not a pip package: CUDA 13 needs driver >= 580 (`nvidia-smi`).
 # Download size: about 1.5 GB (cuDNN and cuBLAS dominate), 3 GB more with --tensorrt.
@@ -46,7 +46,8 @@ packages=("onnxruntime-gpu[cuda,cudnn]==$ORT_VERSION" "nvidia-cublas~=13.0")
 extra=()
 if [[ $TENSORRT == 1 ]]; then
     packages+=("tensorrt-cu13-libs~=10.0")
-    extra=(--extra-index-url https://pypi.nvidia.com)
+    # No index is named here: pip uses the machine's own configuration (PIP_INDEX_URL /
+    # PIP_EXTRA_INDEX_URL) for where NVIDIA's TensorRT wheels come from.
 fi
 # pip skips what is already satisfied, so a re-run downloads nothing.
 "$PY" -m pip install --disable-pip-version-check -q "${extra[@]}" "${packages[@]}"
