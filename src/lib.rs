@@ -16,6 +16,7 @@
 //! - [`output`]: score files (JSONL / CSV) and plots.
 //! - [`eval`]: ground truth handling.
 //! - [`stats`]: latency percentiles for `bench`.
+//! - [`train`]: RTFM training from labelled feature lists (`vigil train`).
 //! - [`error`]: the documented exit codes.
 
 pub mod alert;
@@ -35,3 +36,4 @@ pub mod scorer;
 pub mod source;
 pub mod stats;
 pub mod synth;
+pub mod train;
