@@ -14,6 +14,7 @@ fn main() -> ExitCode {
         Command::Score(a) => vigil::cmd::score::run(a),
         Command::Import(a) => vigil::cmd::import::run(a),
         Command::Bench(a) => vigil::cmd::bench::run(a),
+        Command::Train(a) => vigil::cmd::train::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

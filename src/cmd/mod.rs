@@ -5,6 +5,7 @@ pub mod bench;
 pub mod import;
 pub mod replay;
 pub mod score;
+pub mod train;
 
 use crate::cli::{ModelArgs, ScorerArgs};
 use crate::model::{default_model_dir, ModelDir, ModelError};
