@@ -112,7 +112,10 @@ fn write_set(dir: &Path, name: &str, n: usize, seed: u64) -> (PathBuf, Vec<Vec<b
 fn write_gt(path: &Path, truths: &[Vec<bool>]) {
     let frames: Vec<f32> = truths
         .iter()
-        .flat_map(|t| t.iter().flat_map(|&x| std::iter::repeat_n(f32::from(u8::from(x)), 16)))
+        .flat_map(|t| {
+            t.iter()
+                .flat_map(|&x| std::iter::repeat_n(f32::from(u8::from(x)), 16))
+        })
         .collect();
     vigil::npy::write_f32(path, &[frames.len()], &frames).unwrap();
 }
@@ -129,7 +132,10 @@ fn frame_auc(net: &Rtfm, list: &Path, truths: &[Vec<bool>]) -> f64 {
         .collect();
     let labels: Vec<f64> = truths
         .iter()
-        .flat_map(|t| t.iter().flat_map(|&x| std::iter::repeat_n(f64::from(u8::from(x)), 16)))
+        .flat_map(|t| {
+            t.iter()
+                .flat_map(|&x| std::iter::repeat_n(f64::from(u8::from(x)), 16))
+        })
         .collect();
     roc_auc(&labels, &expand_videos(&scores, 16)).unwrap()
 }
@@ -180,11 +186,18 @@ fn learns_synthetic_bursts_and_writes_a_complete_model() {
     );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 
-    let untrained = frame_auc(&Rtfm::new_random(&WIDTHS, 5).unwrap(), &test_list, &test_truth);
+    let untrained = frame_auc(
+        &Rtfm::new_random(&WIDTHS, 5).unwrap(),
+        &test_list,
+        &test_truth,
+    );
     let model = ModelDir::load(&out).unwrap();
     let trained = frame_auc(&model.load_rtfm().unwrap(), &test_list, &test_truth);
     eprintln!("frame-level AUC on held-out videos: trained {trained:.4}, untrained {untrained:.4}");
-    assert!(trained >= 0.9, "trained AUC {trained} (untrained {untrained})");
+    assert!(
+        trained >= 0.9,
+        "trained AUC {trained} (untrained {untrained})"
+    );
     assert!(untrained < 0.9, "untrained AUC {untrained} is already high");
 
     let m = &model.manifest;
@@ -203,13 +216,18 @@ fn learns_synthetic_bursts_and_writes_a_complete_model() {
         .collect();
     assert_eq!(lines.len(), 3);
     assert_eq!(lines[2]["iteration"], 150);
-    for key in ["total", "classification", "magnitude", "sparsity", "smoothness"] {
+    for key in [
+        "total",
+        "classification",
+        "magnitude",
+        "sparsity",
+        "smoothness",
+    ] {
         assert!(lines[0]["loss"][key].is_number(), "{key}: {}", lines[0]);
     }
     assert!(lines[0]["val_metric"].is_number());
     let rec: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("training.json")).unwrap())
-            .unwrap();
+        serde_json::from_str(&std::fs::read_to_string(out.join("training.json")).unwrap()).unwrap();
     assert_eq!(rec["seed"], 5);
     assert_eq!(rec["iterations"], 150);
     assert_eq!(rec["val_metric"], "frame_auc");
@@ -231,7 +249,14 @@ fn same_seed_same_weights_bit_for_bit() {
             &base,
             &out,
             seed,
-            &["--iterations", "12", "--eval-every", "4", "--val-list", s(&val)],
+            &[
+                "--iterations",
+                "12",
+                "--eval-every",
+                "4",
+                "--val-list",
+                s(&val),
+            ],
         );
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         std::fs::read(out.join("rtfm.safetensors")).unwrap()

@@ -51,7 +51,10 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         }
         .into());
     }
-    let videos: Vec<_> = feats.into_iter().zip(train_labels.iter().copied()).collect();
+    let videos: Vec<_> = feats
+        .into_iter()
+        .zip(train_labels.iter().copied())
+        .collect();
     let set = data::TrainSet::from_videos(&videos);
     drop(videos);
 
@@ -78,7 +81,9 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         None => None,
     };
 
-    let margin = args.margin.unwrap_or_else(|| default_margin(dim, set.mean_snippet_norm));
+    let margin = args
+        .margin
+        .unwrap_or_else(|| default_margin(dim, set.mean_snippet_norm));
     let kind = match args.loss {
         LossArg::Reference => LossKind::Reference,
         LossArg::Paper => LossKind::Paper,
@@ -119,14 +124,19 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         iterations = args.iterations,
         "training"
     );
-    let bar = progress_bar(!args.no_progress && std::io::stderr().is_terminal(), args.iterations);
+    let bar = progress_bar(
+        !args.no_progress && std::io::stderr().is_terminal(),
+        args.iterations,
+    );
     let outcome = train::train(&widths, &set, val.as_ref(), &opts, &mut |ev| {
         match ev {
             Event::Step(_) => bar.inc(1),
             Event::Eval(rec) => {
                 let line = serde_json::to_string(rec)?;
                 writeln!(log_file, "{line}").map_err(|e| OutputError::write(&log_path, e))?;
-                log_file.flush().map_err(|e| OutputError::write(&log_path, e))?;
+                log_file
+                    .flush()
+                    .map_err(|e| OutputError::write(&log_path, e))?;
                 bar.set_message(match rec.val_metric {
                     Some(m) => format!("loss {:.4} val {m:.4}", rec.loss.total),
                     None => format!("loss {:.4}", rec.loss.total),
@@ -142,7 +152,11 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     let mut alert = base.manifest.alert;
     let mut thresholds_from = "base model (no normal validation videos)";
     if let (Some(v), Some(scores)) = (&val, &outcome.val_scores) {
-        let normal: Vec<&[f32]> = v.normal_videos().iter().map(|&i| scores[i].as_slice()).collect();
+        let normal: Vec<&[f32]> = v
+            .normal_videos()
+            .iter()
+            .map(|&i| scores[i].as_slice())
+            .collect();
         if let Some((on, off)) = train::alert_thresholds(&normal) {
             alert.on = on;
             alert.off = off;
@@ -298,7 +312,9 @@ fn write_card(out: &Path, m: &Manifest, record: &serde_json::Value) -> Result<()
         on = m.alert.on,
         off = m.alert.off,
         from = record["alert"]["from"].as_str().unwrap_or(""),
-        metric = record["val_metric"].as_str().unwrap_or("none: the last iteration is kept"),
+        metric = record["val_metric"]
+            .as_str()
+            .unwrap_or("none: the last iteration is kept"),
     );
     std::fs::write(&path, text).map_err(|e| OutputError::write(&path, e))
 }

@@ -552,11 +552,15 @@ impl Rtfm {
         for (conv, bn) in &self.dilated {
             branches.push(bn.forward(&conv.forward(&x)?.relu()?, train, stats.as_deref_mut())?);
         }
-        branches.push(self.non_local(&self.conv4.forward(&x)?.relu()?, train, stats.as_deref_mut())?);
+        branches.push(self.non_local(
+            &self.conv4.forward(&x)?.relu()?,
+            train,
+            stats.as_deref_mut(),
+        )?);
         let cat = Tensor::cat(&branches, 2)?;
         let features = (self
             .bn5
-            .forward(&self.conv5.forward(&cat)?.relu()?, train, stats.as_deref_mut())?
+            .forward(&self.conv5.forward(&cat)?.relu()?, train, stats)?
             + &x)?;
         // No epsilon, as the reference: the magnitude is an exact L2 norm.
         let magnitudes = features.sqr()?.sum(2)?.sqrt()?;

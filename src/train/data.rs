@@ -96,7 +96,11 @@ impl TrainSet {
         let mut norm_count = 0usize;
         for (f, label) in videos {
             for row in f.rows() {
-                norm_sum += row.iter().map(|v| f64::from(*v).powi(2)).sum::<f64>().sqrt();
+                norm_sum += row
+                    .iter()
+                    .map(|v| f64::from(*v).powi(2))
+                    .sum::<f64>()
+                    .sqrt();
                 norm_count += 1;
             }
             let r = resample(f.view(), SEGMENTS).into_raw_vec_and_offset().0;
@@ -216,8 +220,8 @@ mod tests {
         assert_eq!(
             b5,
             vec![
-                0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 4,
-                4, 4, 4, 4, 4, 5
+                0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 4, 4,
+                4, 4, 4, 4, 5
             ]
         );
         assert_eq!(boundaries(1, 32)[..32], [0; 32]);
@@ -239,14 +243,17 @@ mod tests {
         let r = resample(video(1, 2, 3).view(), 32);
         assert_eq!(r.dim(), (2, 32, 3));
         assert!(r.slice(ndarray::s![0, .., 0]).iter().all(|v| *v == 0.0));
-        assert!(r.slice(ndarray::s![1, .., 2]).iter().all(|v| (*v - 100.2).abs() < 1e-5));
+        assert!(r
+            .slice(ndarray::s![1, .., 2])
+            .iter()
+            .all(|v| (*v - 100.2).abs() < 1e-5));
         // T = 5 (numpy: the boundaries above): segments 0..=5 are empty slices at 0 and take
         // snippet 0, segment 6 is [0, 1) -> 0, segments 7..=11 empty at 1 -> 1, 12 is [1, 2) ...
         let r = resample(video(5, 1, 1).view(), 32);
         let got: Vec<f32> = r.iter().copied().collect();
         let want: Vec<f32> = vec![
-            0., 0., 0., 0., 0., 0., 0., 1., 1., 1., 1., 1., 1., 2., 2., 2., 2., 2., 2., 2., 3.,
-            3., 3., 3., 3., 3., 4., 4., 4., 4., 4., 4.,
+            0., 0., 0., 0., 0., 0., 0., 1., 1., 1., 1., 1., 1., 2., 2., 2., 2., 2., 2., 2., 3., 3.,
+            3., 3., 3., 3., 4., 4., 4., 4., 4., 4.,
         ];
         assert_eq!(got, want);
         // T = 31: boundaries floor(i * 31 / 32) = i - 1 for i >= 1 except i = 0, 32.
@@ -254,7 +261,7 @@ mod tests {
         assert_eq!(r[[0, 0, 0]], 0.0); // [0, 0) empty -> snippet 0
         assert_eq!(r[[0, 1, 0]], 0.0); // [0, 1)
         assert_eq!(r[[0, 31, 0]], 30.0); // [30, 31)
-        // T = 32: identity.
+                                         // T = 32: identity.
         let v = video(32, 2, 2);
         let r = resample(v.view(), 32);
         for c in 0..2 {
@@ -274,7 +281,10 @@ mod tests {
         for t in [1, 5, 31, 32, 33, 100] {
             let r = resample(video(t, 1, 1).view(), 32);
             for i in 0..32 {
-                assert!((r[[0, i, 0]] - expected(t, i)).abs() < 1e-4, "T {t} seg {i}");
+                assert!(
+                    (r[[0, i, 0]] - expected(t, i)).abs() < 1e-4,
+                    "T {t} seg {i}"
+                );
             }
         }
     }

@@ -103,7 +103,9 @@ pub fn topk_indices(values: &[f32], mask: &[f32], t: usize, k: usize) -> Vec<u32
     let mut out = Vec::with_capacity(rows * k);
     let mut order: Vec<usize> = Vec::with_capacity(t);
     for r in 0..rows {
-        let v: Vec<f32> = (0..t).map(|i| values[r * t + i] * mask[r * t + i]).collect();
+        let v: Vec<f32> = (0..t)
+            .map(|i| values[r * t + i] * mask[r * t + i])
+            .collect();
         order.clear();
         order.extend(0..t);
         // Stable sort, descending: equal values keep ascending index order.
@@ -273,7 +275,9 @@ mod tests {
 
     #[test]
     fn topk_respects_mask_and_ties() {
-        let v = [1.0, 5.0, 3.0, 4.0, 2.0, /* row 2 */ 1.0, 1.0, 1.0, 1.0, 1.0];
+        let v = [
+            1.0, 5.0, 3.0, 4.0, 2.0, /* row 2 */ 1.0, 1.0, 1.0, 1.0, 1.0,
+        ];
         let ones = [1.0; 10];
         assert_eq!(topk_indices(&v, &ones, 5, 3), vec![1, 3, 2, 0, 1, 2]);
         // Masking snippet 1 and 3 out: 2, 4, then the zeros tie -> lowest index (1).
@@ -332,9 +336,12 @@ mod tests {
             select_dropout: 0.0,
             ..LossConfig::reference(10.0)
         };
-        let scores =
-            Tensor::from_vec(vec![0.1f32, 0.2, 0.3, 0.4, 0.5, 0.9, 0.7, 0.1], (2, 4), &Device::Cpu)
-                .unwrap();
+        let scores = Tensor::from_vec(
+            vec![0.1f32, 0.2, 0.3, 0.4, 0.5, 0.9, 0.7, 0.1],
+            (2, 4),
+            &Device::Cpu,
+        )
+        .unwrap();
         // Normal features: norms 1, 2, 3, 4 -> top 2 are snippets 3, 2.
         // Abnormal: snippet 1 = (6, 8) norm 10, snippet 0 = (3, 4) norm 5, others small.
         let feats: Vec<f32> = vec![
@@ -357,6 +364,9 @@ mod tests {
         assert!((v.magnitude - mag).abs() < 1e-7, "{v:?}");
         assert!((v.sparsity - sparse).abs() < 1e-7, "{v:?}");
         assert!((v.smoothness - smooth).abs() < 1e-7, "{v:?}");
-        assert!((v.total - (cls + mag + sparse + smooth)).abs() < 1e-6, "{v:?}");
+        assert!(
+            (v.total - (cls + mag + sparse + smooth)).abs() < 1e-6,
+            "{v:?}"
+        );
     }
 }

@@ -40,7 +40,9 @@ pub enum TrainError {
         got: usize,
         expected: usize,
     },
-    #[error("features have {got} crops but the base model {model} expects {expected} (features.crops)")]
+    #[error(
+        "features have {got} crops but the base model {model} expects {expected} (features.crops)"
+    )]
     ModelCrops {
         model: PathBuf,
         got: usize,
@@ -237,7 +239,7 @@ pub fn train(
     let mut log = Vec::new();
     let mut acc = LossValues::default();
     let mut acc_n = 0usize;
-    let mut best: Option<(f64, usize, Vec<(String, Tensor)>, Vec<Vec<f32>>)> = None;
+    let mut best: Option<Best> = None;
     let eval_every = opts.eval_every.max(1);
     for it in 1..=opts.iterations {
         let nb = normal.next(&mut batch_rng).to_vec();
@@ -281,8 +283,13 @@ pub fn train(
                 let scores = v.score(&net)?;
                 let m = v.metric(&scores)?;
                 val_metric = Some(m);
-                if best.as_ref().is_none_or(|(bm, ..)| m > *bm) {
-                    best = Some((m, it, snapshot(&net)?, scores));
+                if best.as_ref().is_none_or(|b| m > b.metric) {
+                    best = Some(Best {
+                        metric: m,
+                        iteration: it,
+                        tensors: snapshot(&net)?,
+                        scores,
+                    });
                 }
             }
             let rec = LogRecord {
@@ -299,11 +306,11 @@ pub fn train(
     }
     let seconds = started.elapsed().as_secs_f64();
     let (net, best_iteration, best_metric, val_scores) = match best {
-        Some((m, it, tensors, scores)) => (
-            Rtfm::from_tensors(widths, tensors)?,
-            it,
-            Some(m),
-            Some(scores),
+        Some(b) => (
+            Rtfm::from_tensors(widths, b.tensors)?,
+            b.iteration,
+            Some(b.metric),
+            Some(b.scores),
         ),
         None => {
             let scores = val.map(|v| v.score(&net)).transpose()?;
@@ -328,6 +335,14 @@ pub fn train(
     })
 }
 
+/// The best evaluation so far: its metric, iteration, weights and validation scores.
+struct Best {
+    metric: f64,
+    iteration: usize,
+    tensors: Vec<(String, Tensor)>,
+    scores: Vec<Vec<f32>>,
+}
+
 /// Deep copies of every tensor (the variables keep changing).
 fn snapshot(net: &Rtfm) -> candle_core::Result<Vec<(String, Tensor)>> {
     net.named_tensors()
@@ -342,7 +357,10 @@ fn snapshot(net: &Rtfm) -> candle_core::Result<Vec<(String, Tensor)>> {
 /// the score is back among typical normal scores, kept at least 0.05 below `on` for hysteresis.
 /// Clamped to [0.05, 0.99]. `None` without normal validation snippets.
 pub fn alert_thresholds(normal_scores: &[&[f32]]) -> Option<(f32, f32)> {
-    let mut all: Vec<f32> = normal_scores.iter().flat_map(|s| s.iter().copied()).collect();
+    let mut all: Vec<f32> = normal_scores
+        .iter()
+        .flat_map(|s| s.iter().copied())
+        .collect();
     if all.is_empty() {
         return None;
     }
@@ -367,5 +385,61 @@ mod tests {
         assert_eq!(on, 0.99);
         assert!((off - 0.94).abs() < 1e-6);
         assert!(alert_thresholds(&[]).is_none());
+    }
+
+    fn tiny_set(seed: u64) -> TrainSet {
+        let mut rng = Rng::new(seed);
+        let videos: Vec<(Array3<f32>, Label)> = (0..8)
+            .map(|i| {
+                let label = if i < 4 {
+                    Label::Abnormal
+                } else {
+                    Label::Normal
+                };
+                let t = 10 + rng.below(30);
+                let scale = if label == Label::Abnormal { 3.0 } else { 1.0 };
+                let f = Array3::from_shape_simple_fn((t, 1, 8), || rng.next_f32() * scale);
+                (f, label)
+            })
+            .collect();
+        TrainSet::from_videos(&videos)
+    }
+
+    #[test]
+    fn running_statistics_are_learned_and_saved() {
+        // Bug guard: the forward pass does not update BatchNorm's running statistics, so a
+        // trainer that forgot to would save the initial mean 0 / variance 1.
+        let widths = RtfmWidths {
+            feature_dim: 8,
+            temporal_width: 2,
+            nonlocal_width: 2,
+            head: [4, 3],
+        };
+        let opts = TrainOptions {
+            iterations: 5,
+            batch: Some(2),
+            seed: 1,
+            loss: LossConfig::reference(10.0),
+            adam: AdamConfig::default(),
+            eval_every: 5,
+        };
+        let out = train(&widths, &tiny_set(3), None, &opts, &mut |_| Ok(())).unwrap();
+        for (name, t) in out.net.named_tensors() {
+            if name.contains("running_") {
+                let v = t.to_vec1::<f32>().unwrap();
+                let init = if name.ends_with("running_var") {
+                    1.0
+                } else {
+                    0.0
+                };
+                assert!(
+                    v.iter().any(|x| (x - init).abs() > 1e-3),
+                    "{name} never updated: {v:?}"
+                );
+            }
+        }
+        // 5 steps with momentum 0.1 move a statistic 1 - 0.9^5 = 41% of the way to the batch's.
+        assert_eq!(out.best_iteration, 5);
+        assert!(out.best_metric.is_none());
     }
 }

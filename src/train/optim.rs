@@ -145,7 +145,10 @@ mod tests {
             }
             let got = var.as_tensor().to_vec1::<f32>().unwrap();
             for i in 0..2 {
-                assert!((f64::from(got[i]) - p[i]).abs() < 1e-5, "step {step}: {got:?} {p:?}");
+                assert!(
+                    (f64::from(got[i]) - p[i]).abs() < 1e-5,
+                    "step {step}: {got:?} {p:?}"
+                );
             }
         }
         assert!((p[0] - 0.9).abs() > 0.05, "moved over three steps");
@@ -156,8 +159,14 @@ mod tests {
         let varmap = VarMap::new();
         {
             let mut d = varmap.data().lock().unwrap();
-            d.insert("bn.running_mean".into(), Var::new(&[0.0f32, 1.0], &Device::Cpu).unwrap());
-            d.insert("bn.running_var".into(), Var::new(&[1.0f32, 1.0], &Device::Cpu).unwrap());
+            d.insert(
+                "bn.running_mean".into(),
+                Var::new(&[0.0f32, 1.0], &Device::Cpu).unwrap(),
+            );
+            d.insert(
+                "bn.running_var".into(),
+                Var::new(&[1.0f32, 1.0], &Device::Cpu).unwrap(),
+            );
         }
         let stats = vec![crate::rtfm::BatchStats {
             prefix: "bn".into(),
@@ -168,7 +177,13 @@ mod tests {
         let d = varmap.data().lock().unwrap();
         let mean = d["bn.running_mean"].as_tensor().to_vec1::<f32>().unwrap();
         let var = d["bn.running_var"].as_tensor().to_vec1::<f32>().unwrap();
-        assert!((mean[0] - 0.2).abs() < 1e-6 && (mean[1] - 1.2).abs() < 1e-6, "{mean:?}");
-        assert!((var[0] - 1.4).abs() < 1e-6 && (var[1] - 0.9).abs() < 1e-6, "{var:?}");
+        assert!(
+            (mean[0] - 0.2).abs() < 1e-6 && (mean[1] - 1.2).abs() < 1e-6,
+            "{mean:?}"
+        );
+        assert!(
+            (var[0] - 1.4).abs() < 1e-6 && (var[1] - 0.9).abs() < 1e-6,
+            "{var:?}"
+        );
     }
 }
