@@ -319,5 +319,58 @@ fn bad_inputs_fail_with_their_exit_codes() {
     .unwrap();
     let o = train(&nor_only, &base, &out, "0", &["--iterations", "1"]);
     check(&o, 9, &["nor.list", "no abnormal videos"]);
+
+    // A validation gt whose length does not match the validation videos.
+    let gt = dir.path().join("short_gt.npy");
+    vigil::npy::write_f32(&gt, &[10], &[0.0; 10]).unwrap();
+    let o = train(
+        &good,
+        &base,
+        &out,
+        "0",
+        &[
+            "--iterations",
+            "1",
+            "--val-list",
+            s(&good),
+            "--val-gt",
+            s(&gt),
+        ],
+    );
+    check(&o, 8, &["short_gt.npy", "frames"]);
     assert!(!out.exists(), "no output directory on failure");
+}
+
+#[test]
+fn paper_loss_trains_without_validation() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = base_model(dir.path());
+    let (list, _) = write_set(dir.path(), "train", 3, 4);
+    let out = dir.path().join("paper");
+    let o = train(
+        &list,
+        &base,
+        &out,
+        "1",
+        &[
+            "--iterations",
+            "6",
+            "--eval-every",
+            "3",
+            "--loss",
+            "paper",
+            "--margin",
+            "5",
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let m = ModelDir::load(&out).unwrap();
+    assert!(m.manifest.rtfm.trained);
+    // Without validation the base model's thresholds are kept and the last weights saved.
+    assert_eq!((m.manifest.alert.on, m.manifest.alert.off), (0.6, 0.4));
+    let rec: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("training.json")).unwrap()).unwrap();
+    assert_eq!(rec["selected_iteration"], 6);
+    assert_eq!(rec["options"]["loss"]["kind"], "paper");
+    assert_eq!(rec["options"]["loss"]["margin"], 5.0);
 }

@@ -3,6 +3,7 @@
 //! a training record). Wiring only: the loop, the objective and the thresholds are in `train`.
 
 use crate::cli::{LossArg, TrainArgs};
+use crate::error::GtError;
 use crate::lists::{self, Label, ListError};
 use crate::model::{default_model_dir, Manifest, ModelDir, RtfmSection, MANIFEST};
 use crate::output::OutputError;
@@ -73,8 +74,20 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
                 .into());
             }
             let gt = match &args.val_gt {
-                Some(g) => Some(crate::npy::read_vector(g)?.to_vec()),
-                None => None,
+                Some(g) => Some(read_val_gt(g, &videos)?),
+                None => {
+                    // The video-level AUC needs both classes; fail now, not at the first
+                    // evaluation.
+                    if !(labels.contains(&Label::Normal) && labels.contains(&Label::Abnormal)) {
+                        return Err(ListError::Invalid {
+                            path: path.clone(),
+                            reason: "validation needs normal and abnormal videos (or --val-gt)"
+                                .into(),
+                        }
+                        .into());
+                    }
+                    None
+                }
             };
             Some(Validation { videos, labels, gt })
         }
@@ -250,6 +263,32 @@ pub fn default_margin(dim: usize, mean_snippet_norm: f64) -> f32 {
     } else {
         (MARGIN_PER_NORM * mean_snippet_norm) as f32
     }
+}
+
+/// Reads the validation gt and checks it against the videos (T * 16 frames each) and for both
+/// classes, so a mismatch fails before training rather than at the first evaluation.
+fn read_val_gt(path: &Path, videos: &[ndarray::Array3<f32>]) -> anyhow::Result<Vec<f64>> {
+    let gt = crate::npy::read_vector(path)?.to_vec();
+    let frames: usize = videos
+        .iter()
+        .map(|v| v.dim().0 * train::FRAMES_PER_SNIPPET)
+        .sum();
+    let invalid = |reason: String| GtError::Invalid {
+        path: path.display().to_string(),
+        reason,
+    };
+    if gt.len() != frames {
+        return Err(invalid(format!(
+            "has {} frames but the validation list's videos have {frames} (snippets x {})",
+            gt.len(),
+            train::FRAMES_PER_SNIPPET
+        ))
+        .into());
+    }
+    if !(gt.iter().any(|g| *g == 0.0) && gt.iter().any(|g| *g != 0.0)) {
+        return Err(invalid("needs both normal (0) and anomalous frames".into()).into());
+    }
+    Ok(gt)
 }
 
 fn read_labelled(
