@@ -164,16 +164,17 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     // Alert thresholds from the normal validation videos' scores of the selected weights.
     let mut alert = base.manifest.alert;
     let mut thresholds_from = "base model (no normal validation videos)";
-    if let (Some(v), Some(scores)) = (&val, &outcome.val_scores) {
-        let normal: Vec<&[f32]> = v
+    if let Some(v) = &val {
+        let scores = v
             .normal_videos()
             .iter()
-            .map(|&i| scores[i].as_slice())
-            .collect();
+            .map(|&i| train::deployed_scores(&outcome.net, base.manifest.scorer, &v.videos[i]))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let normal: Vec<&[f32]> = scores.iter().map(Vec::as_slice).collect();
         if let Some((on, off)) = train::alert_thresholds(&normal) {
             alert.on = on;
             alert.off = off;
-            thresholds_from = "validation: on = 99.9th percentile of normal snippet scores + 0.02, off = 95th percentile (at least 0.05 below on)";
+            thresholds_from = "validation: scores of the normal validation videos under the manifest's scorer settings; on = their 99.9th percentile + 0.02, off = their 95th percentile (at least 0.05 below on)";
         }
     }
 
@@ -340,9 +341,8 @@ fn write_card(out: &Path, m: &Manifest, record: &serde_json::Value) -> Result<()
          iterations, time taken and the best validation metric; `train_log.jsonl` holds the loss\n\
          terms and the validation metric at every evaluation.\n\n\
          ## Alert thresholds\n\n\
-         `on = {on}`, `off = {off}`: {from}. They are set from scores of whole validation videos\n\
-         (offline scoring); the manifest's window scoring gives slightly different scores, so\n\
-         check them on a recording of the camera before relying on them.\n\n\
+         `on = {on}`, `off = {off}`: {from}. Validation videos are not the camera: check the\n\
+         thresholds on a recording of the scene before relying on them.\n\n\
          ## Model selection\n\n\
          The weights are those of the evaluation with the best validation metric ({metric});\n\
          no test list is ever read during training.\n",

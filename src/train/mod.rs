@@ -180,7 +180,7 @@ pub struct TrainOutcome {
     pub best_iteration: usize,
     pub best_metric: Option<f64>,
     pub metric_kind: Option<ValMetric>,
-    /// Validation scores of the selected weights (for the alert thresholds).
+    /// Whole-video validation scores of the selected weights.
     pub val_scores: Option<Vec<Vec<f32>>>,
     pub log: Vec<LogRecord>,
     pub batch: usize,
@@ -349,6 +349,22 @@ fn snapshot(net: &Rtfm) -> candle_core::Result<Vec<(String, Tensor)>> {
         .iter()
         .map(|(n, t)| Ok((n.clone(), t.copy()?)))
         .collect()
+}
+
+/// Scores of one video as the deployed model will produce them: through the streaming scorer
+/// with the manifest's scorer settings (window mode scores differ from whole-video scores
+/// because the non-local block sees only the window). The alert thresholds are set on these.
+pub fn deployed_scores(
+    net: &Rtfm,
+    config: crate::scorer::ScorerConfig,
+    video: &Array3<f32>,
+) -> anyhow::Result<Vec<f32>> {
+    let (_, crops, dim) = video.dim();
+    let mut scorer = crate::scorer::StreamScorer::new(net, config, crops, dim);
+    let mut out = scorer.push_chunk(video.view())?;
+    out.extend(scorer.finish()?);
+    out.sort_by_key(|s| s.index);
+    Ok(out.into_iter().map(|s| s.score).collect())
 }
 
 /// Alert thresholds from the snippet scores of normal validation videos: `on` sits just above
