@@ -458,4 +458,62 @@ mod tests {
         assert_eq!(out.best_iteration, 5);
         assert!(out.best_metric.is_none());
     }
+
+    #[test]
+    fn trains_on_multi_crop_features_with_validation() {
+        // Ten-crop layout (as published I3D features), at a tiny width.
+        let widths = RtfmWidths {
+            feature_dim: 8,
+            temporal_width: 2,
+            nonlocal_width: 2,
+            head: [4, 3],
+        };
+        let mut rng = Rng::new(5);
+        let mut make = |label: Label| {
+            let t = 3 + rng.below(40);
+            let scale = if label == Label::Abnormal { 3.0 } else { 1.0 };
+            (
+                Array3::from_shape_simple_fn((t, 10, 8), || rng.next_f32() * scale),
+                label,
+            )
+        };
+        let videos: Vec<_> = (0..6)
+            .map(|i| {
+                make(if i % 2 == 0 {
+                    Label::Abnormal
+                } else {
+                    Label::Normal
+                })
+            })
+            .collect();
+        let set = TrainSet::from_videos(&videos);
+        assert_eq!((set.crops, set.dim, set.normal.len()), (10, 8, 3));
+        assert_eq!(set.normal.data[0].len(), 10 * SEGMENTS * 8);
+        let val = Validation {
+            videos: videos.iter().map(|(v, _)| v.clone()).collect(),
+            labels: videos.iter().map(|(_, l)| *l).collect(),
+            gt: None,
+        };
+        let opts = TrainOptions {
+            iterations: 4,
+            batch: None,
+            seed: 2,
+            loss: LossConfig::reference(10.0),
+            adam: AdamConfig::default(),
+            eval_every: 2,
+        };
+        let mut evals = 0;
+        let out = train(&widths, &set, Some(&val), &opts, &mut |e| {
+            if let Event::Eval(r) = e {
+                assert!(r.loss.total.is_finite() && r.val_metric.is_some());
+                evals += 1;
+            }
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(evals, 2);
+        assert_eq!(out.batch, 3, "min(32, normal, abnormal)");
+        assert_eq!(out.metric_kind, Some(ValMetric::VideoAuc));
+        assert!(out.best_metric.is_some());
+    }
 }
