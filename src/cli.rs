@@ -54,6 +54,8 @@ pub enum Command {
     Features(FeaturesArgs),
     /// Frame-level evaluation (ROC AUC, PR AUC, AP, time to detect, false alerts) of a list.
     Eval(EvalArgs),
+    /// Train an RTFM model from feature files labelled normal/abnormal per video.
+    Train(TrainArgs),
 }
 
 /// Flags shared by commands that load a model.
@@ -264,6 +266,80 @@ pub struct EvalArgs {
     /// ONNX Runtime intra-op threads for the feature extractor (video lists).
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub threads: usize,
+    /// Never show the progress bar (it shows only on a terminal anyway).
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LossArg {
+    /// The reference code: squared magnitude loss, L2 sparsity.
+    Reference,
+    /// The paper: hinge magnitude loss, L1 sparsity.
+    Paper,
+}
+
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Training list of feature files ([T, crops, D] .npy), labelled by a `,0`/`,1` column,
+    /// by --abnormal, or by names (`normal` in the name means normal).
+    #[arg(long = "train-list", value_name = "FILE")]
+    pub list: PathBuf,
+    /// The first N lines of the training list are abnormal, the rest normal (RTFM lists).
+    #[arg(long, value_name = "N")]
+    pub abnormal: Option<usize>,
+    /// Rewrite a path prefix in the lists (FROM=TO), e.g. for Windows paths; repeatable.
+    #[arg(long, value_name = "FROM=TO")]
+    pub remap: Vec<crate::lists::Remap>,
+    /// Base model: widths, extractor and preprocessing are taken from it (features.dim must
+    /// match the feature files). Default: $VIGIL_MODEL, else models/default.
+    #[arg(long, value_name = "DIR")]
+    pub model: Option<PathBuf>,
+    /// Model directory to write (must not exist, or be empty, unless --force).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Overwrite files in an existing output directory.
+    #[arg(long)]
+    pub force: bool,
+    /// Training iterations (the reference runs 15000 on I3D features; the best validation
+    /// checkpoint is kept, so more iterations cost time, not quality).
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    pub iterations: usize,
+    /// Videos per class per step (default min(32, normal videos, abnormal videos)).
+    #[arg(long, value_name = "N")]
+    pub batch: Option<usize>,
+    /// Seed of the initial weights, batches and dropout masks.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Adam learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f64,
+    /// Adam L2 weight decay, added to the gradient (coupled, as torch.optim.Adam).
+    #[arg(long, default_value_t = 5e-3)]
+    pub weight_decay: f64,
+    /// Objective: the reference code's or the paper's.
+    #[arg(long, value_enum, default_value_t = LossArg::Reference)]
+    pub loss: LossArg,
+    /// Feature-magnitude margin m. Default: 100 for 2048-d features (the reference, tuned to
+    /// I3D norms); otherwise 3x the mean snippet feature norm of the training set.
+    #[arg(long, value_name = "M")]
+    pub margin: Option<f32>,
+    /// Weight of the magnitude term.
+    #[arg(long, default_value_t = 1e-4)]
+    pub alpha: f32,
+    /// Validation list (labelled like the training list) for model selection and thresholds.
+    #[arg(long, value_name = "FILE")]
+    pub val_list: Option<PathBuf>,
+    /// The first N lines of the validation list are abnormal.
+    #[arg(long, value_name = "N")]
+    pub val_abnormal: Option<usize>,
+    /// Frame-level ground truth of the validation list (.npy, RTFM layout): selects by
+    /// frame-level ROC AUC instead of the video-level AUC of each video's maximum score.
+    #[arg(long, value_name = "FILE", requires = "val_list")]
+    pub val_gt: Option<PathBuf>,
+    /// Evaluate on the validation list and log every N iterations.
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub eval_every: usize,
     /// Never show the progress bar (it shows only on a terminal anyway).
     #[arg(long)]
     pub no_progress: bool,

@@ -73,7 +73,7 @@ pub fn exit_code(err: &anyhow::Error) -> Exit {
                 _ => Exit::Model,
             };
         }
-        if cause.is::<NpyError>() {
+        if cause.is::<NpyError>() || cause.is::<crate::train::TrainError>() {
             return Exit::Features;
         }
         if cause.is::<CheckpointError>() {

@@ -18,6 +18,7 @@
 //! - [`lists`]: list files (RTFM layout), labels and path remaps.
 //! - [`synth`]: the deterministic synthetic anomaly benchmark generator.
 //! - [`stats`]: latency percentiles for `bench`.
+//! - [`train`]: RTFM training from labelled feature lists (`vigil train`).
 //! - [`error`]: the documented exit codes.
 //! - [`config`]: the daemon configuration (`vigil run --config`), validated at load.
 //! - [`sink`]: alert sinks (JSON lines, MQTT, webhook) with durable on-disk outboxes.
@@ -43,3 +44,4 @@ pub mod source;
 pub mod stats;
 pub mod synth;
 pub mod telemetry;
+pub mod train;

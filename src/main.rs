@@ -17,6 +17,7 @@ fn main() -> ExitCode {
         Command::Synth(a) => vigil::cmd::synth::run(a),
         Command::Features(a) => vigil::cmd::features::run(a),
         Command::Eval(a) => vigil::cmd::eval::run(a),
+        Command::Train(a) => vigil::cmd::train::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

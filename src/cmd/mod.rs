@@ -8,6 +8,7 @@ pub mod import;
 pub mod replay;
 pub mod score;
 pub mod synth;
+pub mod train;
 
 use crate::cli::{ModelArgs, ProviderArgs, ScorerArgs};
 use crate::model::{default_model_dir, ModelDir, ModelError};

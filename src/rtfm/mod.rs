@@ -7,7 +7,7 @@ mod net;
 mod pickle;
 
 pub use checkpoint::{import_checkpoint, ImportedCheckpoint};
-pub use net::{ForwardOutput, Rtfm, ScoreOutput};
+pub use net::{BatchStats, DropoutMasks, ForwardOutput, Rtfm, ScoreOutput, DROPOUT};
 
 use serde::{Deserialize, Serialize};
 

@@ -20,7 +20,7 @@ use std::path::Path;
 /// BatchNorm1d's default epsilon in the reference.
 const BN_EPS: f64 = 1e-5;
 /// Dropout probability between the head's layers, applied in training only.
-const DROPOUT: f32 = 0.7;
+pub const DROPOUT: f32 = 0.7;
 /// Name of the source in errors about tensors that did not come from a file.
 const IN_MEMORY: &str = "(in-memory tensors)";
 
@@ -33,6 +33,27 @@ pub struct ScoreOutput {
     pub magnitudes: Vec<f32>,
 }
 
+/// One BatchNorm layer's statistics over a training batch, for the running-statistics update
+/// (PyTorch: `running = (1 - momentum) * running + momentum * batch`, with the UNBIASED batch
+/// variance). The forward pass itself never updates them: candle has no in-place buffers, so the
+/// training loop owns the update (`train::bn`).
+pub struct BatchStats {
+    /// The layer's reference name prefix, e.g. `Aggregate.conv_5.2`.
+    pub prefix: String,
+    /// `[C]` batch mean over (N, T), detached.
+    pub mean: Tensor,
+    /// `[C]` unbiased batch variance over (N, T), detached.
+    pub var: Tensor,
+}
+
+/// The dropout masks of the head for one training pass, `[N, T, head[0]]` and `[N, T, head[1]]`
+/// with `N = B * crops`: 0 or `1 / (1 - p)`. Supplied by the caller because candle's CPU random
+/// numbers cannot be seeded, and training must be reproducible.
+pub struct DropoutMasks {
+    pub fc1: Tensor,
+    pub fc2: Tensor,
+}
+
 /// Outputs of a batched forward pass (training and inference share it).
 pub struct ForwardOutput {
     /// `[B, T]` scores averaged over crops.
@@ -43,6 +64,15 @@ pub struct ForwardOutput {
     pub features: Tensor,
     /// `[B * crops, T]` feature magnitudes.
     pub magnitudes: Tensor,
+}
+
+/// How the head's dropout runs in one forward pass.
+#[derive(Clone, Copy)]
+enum Dropout<'a> {
+    Off,
+    /// candle's own (unseeded) dropout.
+    Random,
+    Masks(&'a DropoutMasks),
 }
 
 /// A Conv1d over channels-last input, computed as im2col + GEMM.
@@ -66,11 +96,14 @@ impl Conv1d {
             let w = self.weight.squeeze(2)?.t()?;
             x.reshape((n * t, c_in))?.matmul(&w)?
         } else {
-            // Column c * k + j holds x[t + (j - k/2) * dilation, c]: the flattening order of
-            // the PyTorch weight [out, in, k], so the weight is used as a free transposed view
-            // instead of being permuted (a strided copy of the whole weight on every call).
-            // Zero padding of `dilation * (k/2)` on both sides reproduces PyTorch's
-            // `padding = dilation` for k = 3 at any T, even when the dilation exceeds T.
+            // Column j * c_in + c holds x[t + (j - k/2) * dilation, c]. Each shifted slice is
+            // made contiguous before the concatenation along the channel axis: candle's `cat`
+            // (and `stack`) of strided views falls back to a transpose-and-copy path that is
+            // several times slower than the copy itself, which dominated training time. The
+            // weight [out, in, k] is permuted to [out, k, in] to match (a copy of the weight, far
+            // smaller than the columns). Zero padding of `dilation * (k/2)` on both sides
+            // reproduces PyTorch's `padding = dilation` for k = 3 at any T, even when the
+            // dilation exceeds T.
             let d = self.dilation;
             let half = k / 2;
             let xp = x.pad_with_zeros(1, d * half, d * half)?;
@@ -104,6 +137,7 @@ impl Linear {
 
 /// BatchNorm1d over the channel (last) axis.
 struct BatchNorm {
+    prefix: String,
     weight: Tensor,
     bias: Tensor,
     running_mean: Tensor,
@@ -113,14 +147,25 @@ struct BatchNorm {
 impl BatchNorm {
     /// Inference normalises with the running statistics. Training normalises with the batch's
     /// own statistics over (N, T), biased variance as PyTorch does; the running statistics are
-    /// NOT updated here (the training loop must do it if it wants them, or keep the loaded ones).
-    fn forward(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
+    /// NOT updated here: when `stats` is given the batch statistics are pushed to it so the
+    /// training loop can update them (without that, a trained model would keep the initial
+    /// running statistics, mean 0 and variance 1, and score wrongly at inference).
+    fn forward(&self, x: &Tensor, train: bool, stats: Option<&mut Vec<BatchStats>>) -> candle_core::Result<Tensor> {
         if train {
             let (n, t, c) = x.dims3()?;
             let flat = x.reshape((n * t, c))?;
             let mean = flat.mean_keepdim(0)?;
             let centred = flat.broadcast_sub(&mean)?;
             let var = centred.sqr()?.mean_keepdim(0)?;
+            if let Some(stats) = stats {
+                let count = (n * t) as f64;
+                let unbiased = if count > 1.0 { (var.detach() * (count / (count - 1.0)))? } else { var.detach() };
+                stats.push(BatchStats {
+                    prefix: self.prefix.clone(),
+                    mean: mean.detach().squeeze(0)?,
+                    var: unbiased.squeeze(0)?,
+                });
+            }
             let normed = centred.broadcast_div(&(var + BN_EPS)?.sqrt()?)?;
             normed.broadcast_mul(&self.weight)?.broadcast_add(&self.bias)?.reshape((n, t, c))
         } else {
@@ -247,6 +292,7 @@ impl Rtfm {
                   prefix: &str|
          -> candle_core::Result<BatchNorm> {
             Ok(BatchNorm {
+                prefix: prefix.to_string(),
                 weight: get(&format!("{prefix}.weight"))?,
                 bias: get(&format!("{prefix}.bias"))?,
                 running_mean: get(&format!("{prefix}.running_mean"))?,
@@ -379,8 +425,32 @@ impl Rtfm {
     }
 
     /// The batched forward pass over `x: [B, crops, T, D]`. `train` switches BatchNorm to batch
-    /// statistics and enables dropout in the head.
+    /// statistics and enables dropout in the head (candle's unseeded random numbers; training
+    /// uses [`Rtfm::forward_train`] instead).
     pub fn forward(&self, x: &Tensor, train: bool) -> candle_core::Result<ForwardOutput> {
+        let dropout = if train { Dropout::Random } else { Dropout::Off };
+        self.forward_impl(x, train, dropout, None)
+    }
+
+    /// A training forward pass with the caller's dropout masks; also returns every BatchNorm
+    /// layer's batch statistics for the running-statistics update.
+    pub fn forward_train(
+        &self,
+        x: &Tensor,
+        masks: &DropoutMasks,
+    ) -> candle_core::Result<(ForwardOutput, Vec<BatchStats>)> {
+        let mut stats = Vec::with_capacity(5);
+        let out = self.forward_impl(x, true, Dropout::Masks(masks), Some(&mut stats))?;
+        Ok((out, stats))
+    }
+
+    fn forward_impl(
+        &self,
+        x: &Tensor,
+        train: bool,
+        dropout: Dropout,
+        mut stats: Option<&mut Vec<BatchStats>>,
+    ) -> candle_core::Result<ForwardOutput> {
         let (b, crops, t, d) = x.dims4()?;
         if d != self.widths.feature_dim {
             candle_core::bail!("input feature dimension {d}, the network expects {}", self.widths.feature_dim);
@@ -389,22 +459,21 @@ impl Rtfm {
         let x = x.reshape((b * crops, t, d))?;
         let mut branches = Vec::with_capacity(4);
         for (conv, bn) in &self.dilated {
-            branches.push(bn.forward(&conv.forward(&x)?.relu()?, train)?);
+            branches.push(bn.forward(&conv.forward(&x)?.relu()?, train, stats.as_deref_mut())?);
         }
-        branches.push(self.non_local(&self.conv4.forward(&x)?.relu()?, train)?);
+        branches.push(self.non_local(&self.conv4.forward(&x)?.relu()?, train, stats.as_deref_mut())?);
         let cat = Tensor::cat(&branches, 2)?;
-        let features = (self.bn5.forward(&self.conv5.forward(&cat)?.relu()?, train)? + &x)?;
+        let features = (self.bn5.forward(&self.conv5.forward(&cat)?.relu()?, train, stats)? + &x)?;
         // No epsilon, as the reference: the magnitude is an exact L2 norm.
         let magnitudes = features.sqr()?.sum(2)?.sqrt()?;
 
-        let mut h = self.fc1.forward(&features)?.relu()?;
-        if train {
-            h = candle_nn::ops::dropout(&h, DROPOUT)?;
-        }
-        h = self.fc2.forward(&h)?.relu()?;
-        if train {
-            h = candle_nn::ops::dropout(&h, DROPOUT)?;
-        }
+        let drop = |h: Tensor, mask: fn(&DropoutMasks) -> &Tensor| match dropout {
+            Dropout::Off => Ok(h),
+            Dropout::Random => candle_nn::ops::dropout(&h, DROPOUT),
+            Dropout::Masks(m) => h.mul(mask(m)),
+        };
+        let h = drop(self.fc1.forward(&features)?.relu()?, |m| &m.fc1)?;
+        let h = drop(self.fc2.forward(&h)?.relu()?, |m| &m.fc2)?;
         let crop_scores = candle_nn::ops::sigmoid(&self.fc3.forward(&h)?)?.squeeze(2)?;
         let scores = crop_scores.reshape((b, crops, t))?.mean(1)?;
         Ok(ForwardOutput { scores, crop_scores, features, magnitudes })
@@ -412,14 +481,14 @@ impl Rtfm {
 
     /// The non-local block on `h: [N, T, C]`. Without a softmax, (theta^T phi / T) g equals
     /// theta (phi^T g) / T, which costs O(T * NL^2) and never builds the T x T matrix.
-    fn non_local(&self, h: &Tensor, train: bool) -> candle_core::Result<Tensor> {
+    fn non_local(&self, h: &Tensor, train: bool, stats: Option<&mut Vec<BatchStats>>) -> candle_core::Result<Tensor> {
         let t = h.dim(1)?;
         let theta = self.theta.forward(h)?;
         let phi = self.phi.forward(h)?;
         let g = self.g.forward(h)?;
         let pg = phi.transpose(1, 2)?.contiguous()?.matmul(&g)?; // [N, NL, NL]
         let y = (theta.matmul(&pg)? / t as f64)?;
-        let wy = self.nl_bn.forward(&self.nl_w.forward(&y)?, train)?;
+        let wy = self.nl_bn.forward(&self.nl_w.forward(&y)?, train, stats)?;
         wy + h
     }
 
@@ -588,13 +657,13 @@ mod tests {
             &Device::Cpu,
         )
         .unwrap();
-        let fast = net.non_local(&h, false).unwrap();
+        let fast = net.non_local(&h, false, None).unwrap();
         let theta = net.theta.forward(&h).unwrap();
         let phi = net.phi.forward(&h).unwrap();
         let g = net.g.forward(&h).unwrap();
         let f = (theta.matmul(&phi.transpose(1, 2).unwrap()).unwrap() / 5.0).unwrap(); // [N, T, T]
         let y = f.matmul(&g).unwrap();
-        let slow = (net.nl_bn.forward(&net.nl_w.forward(&y).unwrap(), false).unwrap() + &h).unwrap();
+        let slow = (net.nl_bn.forward(&net.nl_w.forward(&y).unwrap(), false, None).unwrap() + &h).unwrap();
         let diff = (fast - slow).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
         assert!(diff < 1e-5, "{diff}");
     }
