@@ -246,7 +246,7 @@ fn read_val_gt(path: &Path, videos: &[ndarray::Array3<f32>]) -> anyhow::Result<V
         ))
         .into());
     }
-    if !(gt.iter().any(|g| *g == 0.0) && gt.iter().any(|g| *g != 0.0)) {
+    if !(gt.contains(&0.0) && gt.iter().any(|g| *g != 0.0)) {
         return Err(invalid("needs both normal (0) and anomalous frames".into()).into());
     }
     Ok(gt)
