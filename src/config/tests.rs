@@ -1,4 +1,5 @@
 //! Unit tests of `config`.
+use super::values::redact_url;
 use super::*;
 
 #[test]

@@ -68,7 +68,7 @@ impl fmt::Display for UrlString {
     }
 }
 
-fn redact_url(s: &str) -> String {
+pub(super) fn redact_url(s: &str) -> String {
     match url::Url::parse(s) {
         Ok(mut u) if u.password().is_some() => {
             // set_password fails only for URLs that cannot have one, and this one has one.
