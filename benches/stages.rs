@@ -20,15 +20,7 @@ fn model() -> ModelDir {
 }
 
 fn options(m: &ModelDir) -> ReplayOptions {
-    let (spec, recipe) = m.extractor_parts().unwrap();
-    ReplayOptions {
-        recipe: recipe.clone(),
-        crops: m.manifest.features.crops,
-        dim: m.manifest.features.dim,
-        max_batch: spec.max_batch,
-        scorer: m.manifest.scorer,
-        policy: m.manifest.alert,
-    }
+    ReplayOptions::from_model(m, m.manifest.scorer).unwrap()
 }
 
 fn bench_decode(c: &mut Criterion) {

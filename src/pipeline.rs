@@ -40,6 +40,22 @@ pub struct ReplayOptions {
     pub policy: AlertPolicy,
 }
 
+impl ReplayOptions {
+    /// The options a model directory implies: its recipe, widths, batch and alert policy, with
+    /// the given scorer settings. Errors for a score-only model (no extractor).
+    pub fn from_model(model: &crate::model::ModelDir, scorer: ScorerConfig) -> Result<Self, crate::model::ModelError> {
+        let (spec, recipe) = model.extractor_parts()?;
+        Ok(ReplayOptions {
+            recipe: recipe.clone(),
+            crops: model.manifest.features.crops,
+            dim: model.manifest.features.dim,
+            max_batch: spec.max_batch,
+            scorer,
+            policy: model.manifest.alert,
+        })
+    }
+}
+
 /// Timing and position of one snippet, carried alongside its features.
 #[derive(Debug, Clone, Copy)]
 struct SnippetMeta {

@@ -29,15 +29,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let mut model = super::load_model(&args.model)?;
     super::apply_provider(&mut model, &args.provider);
     let scorer_cfg = super::scorer_config(&model, &args.scorer)?;
-    let (spec, recipe) = model.extractor_parts()?;
-    let opts = ReplayOptions {
-        recipe: recipe.clone(),
-        crops: model.manifest.features.crops,
-        dim: model.manifest.features.dim,
-        max_batch: spec.max_batch,
-        scorer: scorer_cfg,
-        policy: model.manifest.alert,
-    };
+    let opts = ReplayOptions::from_model(&model, scorer_cfg)?;
     let rtfm = model.load_rtfm()?;
     let mut extractor = model.load_extractor(args.threads.max(1))?;
 

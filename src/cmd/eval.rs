@@ -58,17 +58,9 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
             bar.inc(1);
         }
     } else {
-        let (spec, recipe) = model.extractor_parts()?;
         let mut scorer = model.manifest.scorer;
         scorer.mode = ScoreMode::Offline;
-        let opts = ReplayOptions {
-            recipe: recipe.clone(),
-            crops: model.manifest.features.crops,
-            dim: model.manifest.features.dim,
-            max_batch: spec.max_batch,
-            scorer,
-            policy,
-        };
+        let opts = ReplayOptions { policy, ..ReplayOptions::from_model(&model, scorer)? };
         let mut extractor = model.load_extractor(args.threads.max(1))?;
         for (e, label) in entries.iter().zip(&labels) {
             let res = OpenCvSource::open_file(&e.path)

@@ -5,7 +5,6 @@ use crate::features::FeatureExtractor as _;
 use crate::model::{FeaturesSection, Manifest, ModelDir, RtfmSection, MANIFEST};
 use crate::output::OutputError;
 use crate::rtfm::{import_checkpoint, Rtfm};
-use std::path::Path;
 
 const WEIGHTS: &str = "rtfm.safetensors";
 
@@ -14,7 +13,7 @@ pub fn run(args: &ImportArgs) -> anyhow::Result<()> {
     let widths = ckpt.widths;
     let rtfm = Rtfm::from_tensors(&widths, ckpt.tensors)?;
     let out = &args.out;
-    prepare_out_dir(out, args.force)?;
+    super::prepare_out_dir(out, args.force)?;
 
     let mut manifest = Manifest {
         name: args
@@ -73,17 +72,4 @@ pub fn run(args: &ImportArgs) -> anyhow::Result<()> {
     tracing::info!(out = %out.display(), feature_dim = widths.feature_dim, "imported checkpoint");
     eprintln!("wrote {}", out.display());
     Ok(())
-}
-
-fn prepare_out_dir(out: &Path, force: bool) -> Result<(), OutputError> {
-    if out.exists() {
-        let non_empty = std::fs::read_dir(out).map_err(|e| OutputError::write(out, e))?.next().is_some();
-        if non_empty && !force {
-            return Err(OutputError::Write {
-                path: out.to_path_buf(),
-                reason: "directory exists and is not empty (use --force to overwrite)".into(),
-            });
-        }
-    }
-    std::fs::create_dir_all(out).map_err(|e| OutputError::write(out, e))
 }

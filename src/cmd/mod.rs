@@ -15,6 +15,21 @@ use crate::model::{default_model_dir, ModelDir, ModelError};
 use crate::scorer::ScorerConfig;
 use std::path::PathBuf;
 
+/// Creates a model output directory; an existing non-empty one needs `force`.
+pub fn prepare_out_dir(out: &std::path::Path, force: bool) -> Result<(), crate::output::OutputError> {
+    use crate::output::OutputError;
+    if out.exists() {
+        let non_empty = std::fs::read_dir(out).map_err(|e| OutputError::write(out, e))?.next().is_some();
+        if non_empty && !force {
+            return Err(OutputError::Write {
+                path: out.to_path_buf(),
+                reason: "directory exists and is not empty (use --force to overwrite)".into(),
+            });
+        }
+    }
+    std::fs::create_dir_all(out).map_err(|e| OutputError::write(out, e))
+}
+
 /// Loads the model named by `--model`, or the default one.
 pub fn load_model(args: &ModelArgs) -> Result<ModelDir, ModelError> {
     let dir: PathBuf = args.model.clone().unwrap_or_else(default_model_dir);

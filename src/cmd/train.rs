@@ -107,7 +107,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     }
 
     let out = &args.out;
-    prepare_out_dir(out, args.force)?;
+    super::prepare_out_dir(out, args.force)?;
     let log_path = out.join(LOG);
     let mut log_file =
         std::io::BufWriter::new(std::fs::File::create(&log_path).map_err(|e| OutputError::write(&log_path, e))?);
@@ -271,19 +271,6 @@ fn progress_bar(show: bool, iterations: usize) -> ProgressBar {
         bar.set_style(style);
     }
     bar
-}
-
-fn prepare_out_dir(out: &Path, force: bool) -> Result<(), OutputError> {
-    if out.exists() {
-        let non_empty = std::fs::read_dir(out).map_err(|e| OutputError::write(out, e))?.next().is_some();
-        if non_empty && !force {
-            return Err(OutputError::Write {
-                path: out.to_path_buf(),
-                reason: "directory exists and is not empty (use --force to overwrite)".into(),
-            });
-        }
-    }
-    std::fs::create_dir_all(out).map_err(|e| OutputError::write(out, e))
 }
 
 /// A short model card: what was trained on what, and where the thresholds came from.

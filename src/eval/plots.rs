@@ -2,29 +2,9 @@
 //! [`crate::output::plot_scores`], score against ground truth per video. Writes files only.
 
 use super::metrics::RocCurve;
-use crate::output::OutputError;
+use crate::output::{font_available, OutputError};
 use plotters::prelude::*;
 use std::path::Path;
-use std::sync::OnceLock;
-
-// The same fonts as `output::plot`: plotters measures SVG text with them too.
-const FONT_PATHS: &[&str] = &[
-    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/TTF/DejaVuSans.ttf",
-    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
-];
-
-fn font_available() -> bool {
-    static FONT: OnceLock<bool> = OnceLock::new();
-    *FONT.get_or_init(|| {
-        FONT_PATHS.iter().any(|p| {
-            std::fs::read(p).is_ok_and(|bytes| {
-                let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-                plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).is_ok()
-            })
-        })
-    })
-}
 
 /// Writes the ROC curve as SVG.
 pub fn roc_svg(path: &Path, curve: &RocCurve, title: &str) -> Result<(), OutputError> {

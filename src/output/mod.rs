@@ -3,6 +3,7 @@
 
 mod plot;
 
+pub(crate) use plot::font_available;
 pub use plot::{plot_scores, PlotInput};
 
 use serde::Serialize;

@@ -30,7 +30,7 @@ const FONT_PATHS: &[&str] = &[
 ];
 
 /// Registers a system font for bitmap text once; false when none was found.
-fn font_available() -> bool {
+pub(crate) fn font_available() -> bool {
     static FONT: OnceLock<bool> = OnceLock::new();
     *FONT.get_or_init(|| {
         for p in FONT_PATHS {
