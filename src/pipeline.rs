@@ -92,7 +92,8 @@ pub fn replay<S: FrameSource>(
 ) -> anyhow::Result<ReplayResult> {
     let info = source.info().clone();
     let name = info.name.clone();
-    let frame_ms = 1000.0 / if info.fps > 0.0 { info.fps } else { 25.0 };
+    // With a frame stride, a snippet's last kept frame stands for `stride` decoded frames.
+    let frame_ms = opts.recipe.frame_stride.max(1) as f64 * 1000.0 / if info.fps > 0.0 { info.fps } else { 25.0 };
     let started = Instant::now();
     let (frame_tx, frame_rx) = bounded(FRAME_QUEUE);
     let (snip_tx, snip_rx) = bounded(SNIPPET_QUEUE);
