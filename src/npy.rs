@@ -3,7 +3,6 @@
 //! would mean running a pickle, and no feature file needs one.
 
 use ndarray::{Array1, Array3};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Errors of reading or writing `.npy` files; each names the file.
@@ -233,43 +232,47 @@ pub fn read_vector(path: &Path) -> Result<Array1<f64>, NpyError> {
     Ok(Array1::from(arr.values))
 }
 
-/// Writes a C-order little-endian float32 `.npy` file (version 1.0).
-pub fn write_f32(path: &Path, shape: &[usize], data: &[f32]) -> std::io::Result<()> {
+/// Encodes a version-1.0 `.npy` file: the header for `descr` (e.g. `<f4`) and `shape`, padded so
+/// the data starts on a 64-byte boundary as NumPy does, then `payload` as given (callers that
+/// test malformed files pass payloads that do not match the shape).
+pub fn encode(descr: &str, shape: &[usize], payload: &[u8]) -> Vec<u8> {
     let shape_txt = match shape {
         [one] => format!("({one},)"),
         dims => format!("({})", dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")),
     };
-    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape_txt}, }}");
-    // Pad so the data starts on a 64-byte boundary, as NumPy does.
+    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape_txt}, }}");
+    // Magic (6) + version (2) + length (2) + header + '\n' is a multiple of 64.
     let total = 10 + header.len() + 1;
     header.push_str(&" ".repeat((64 - total % 64) % 64));
     header.push('\n');
-    let mut out = Vec::with_capacity(10 + header.len() + data.len() * 4);
+    let mut out = Vec::with_capacity(10 + header.len() + payload.len());
     out.extend_from_slice(b"\x93NUMPY\x01\x00");
     out.extend_from_slice(&(header.len() as u16).to_le_bytes());
     out.extend_from_slice(header.as_bytes());
-    for v in data {
-        out.extend_from_slice(&v.to_le_bytes());
-    }
-    let mut f = std::fs::File::create(path)?;
-    f.write_all(&out)
+    out.extend_from_slice(payload);
+    out
+}
+
+/// A little-endian float32 `.npy` file of `shape` (C order).
+pub fn encode_f32(shape: &[usize], data: &[f32]) -> Vec<u8> {
+    let payload: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+    encode("<f4", shape, &payload)
+}
+
+/// A little-endian float64 `.npy` vector (ground truth).
+pub fn encode_f64_vector(data: &[f64]) -> Vec<u8> {
+    let payload: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+    encode("<f8", &[data.len()], &payload)
+}
+
+/// Writes a C-order little-endian float32 `.npy` file (version 1.0).
+pub fn write_f32(path: &Path, shape: &[usize], data: &[f32]) -> std::io::Result<()> {
+    std::fs::write(path, encode_f32(shape, data))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn npy(descr: &str, shape: &str, data: &[u8]) -> Vec<u8> {
-        let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
-        let total = 10 + header.len() + 1;
-        header.push_str(&" ".repeat((64 - total % 64) % 64));
-        header.push('\n');
-        let mut out = b"\x93NUMPY\x01\x00".to_vec();
-        out.extend_from_slice(&(header.len() as u16).to_le_bytes());
-        out.extend_from_slice(header.as_bytes());
-        out.extend_from_slice(data);
-        out
-    }
 
     #[test]
     fn roundtrip_f32() {
@@ -285,7 +288,7 @@ mod tests {
     #[test]
     fn float64_and_rank2_accepted() {
         let data: Vec<u8> = [1.0f64, 2.0, 3.0, 4.0].iter().flat_map(|v| v.to_le_bytes()).collect();
-        let arr = parse(Path::new("x.npy"), &npy("<f8", "(2, 2)", &data)).unwrap();
+        let arr = parse(Path::new("x.npy"), &encode("<f8", &[2, 2], &data)).unwrap();
         assert_eq!(arr.shape, vec![2, 2]);
         assert_eq!(arr.into_f64(), vec![1.0, 2.0, 3.0, 4.0]);
     }
@@ -293,20 +296,20 @@ mod tests {
     #[test]
     fn big_endian_decoded() {
         let data: Vec<u8> = [1.5f32, -2.0].iter().flat_map(|v| v.to_be_bytes()).collect();
-        let arr = parse(Path::new("x.npy"), &npy(">f4", "(2,)", &data)).unwrap();
+        let arr = parse(Path::new("x.npy"), &encode(">f4", &[2], &data)).unwrap();
         assert_eq!(arr.into_f64(), vec![1.5, -2.0]);
     }
 
     #[test]
     fn object_array_refused() {
-        let err = parse(Path::new("o.npy"), &npy("|O", "(1,)", &[0; 8])).unwrap_err();
+        let err = parse(Path::new("o.npy"), &encode("|O", &[1], &[0; 8])).unwrap_err();
         assert!(matches!(err, NpyError::Dtype { .. }), "{err}");
         assert!(err.to_string().contains("object"));
     }
 
     #[test]
     fn truncated_data_refused() {
-        let err = parse(Path::new("t.npy"), &npy("<f4", "(4, 1, 2)", &[0; 12])).unwrap_err();
+        let err = parse(Path::new("t.npy"), &encode("<f4", &[4, 1, 2], &[0; 12])).unwrap_err();
         assert!(err.to_string().contains("truncated"), "{err}");
     }
 
@@ -331,7 +334,7 @@ mod tests {
 
     #[test]
     fn int_features_refused() {
-        let err = parse(Path::new("i.npy"), &npy("<i4", "(1, 1, 1)", &[0; 4])).unwrap();
+        let err = parse(Path::new("i.npy"), &encode("<i4", &[1, 1, 1], &[0; 4])).unwrap();
         assert_eq!(err.dtype, "<i4");
     }
 }

@@ -3,44 +3,15 @@
 #![allow(clippy::unwrap_used)] // test helpers: a failed setup step should fail the test loudly
 
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::PathBuf;
+use std::process::Command;
 
-const VTEST: &str = "/usr/share/doc/opencv-doc/examples/data/vtest.avi";
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+mod common;
+use common::{assert_fails, p, root, stderr, vigil, vtest};
+use vigil::npy::{encode, encode_f64_vector};
 
 fn default_model() -> PathBuf {
     root().join("models/default")
-}
-
-fn vigil(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vigil")).args(args).current_dir(root()).output().expect("vigil binary runs")
-}
-
-fn vtest() -> &'static str {
-    assert!(Path::new(VTEST).is_file(), "{VTEST} is missing: run scripts/setup.sh (Debian package opencv-doc)");
-    VTEST
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-#[track_caller]
-fn assert_fails(o: &Output, code: i32, needles: &[&str]) {
-    let err = stderr(o);
-    assert_eq!(o.status.code(), Some(code), "expected exit {code}; stderr:\n{err}");
-    for n in needles {
-        assert!(err.contains(n), "stderr lacks {n:?}:\n{err}");
-    }
-    assert!(!err.contains("panicked"), "no panic:\n{err}");
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().expect("utf-8 path")
 }
 
 /// A copy of the default model in a temp dir, with its manifest edited by `edit`.
@@ -130,13 +101,13 @@ fn replay_video_shorter_than_one_snippet() {
 fn replay_ground_truth_length_checked() {
     let dir = tempfile::tempdir().unwrap();
     let gt = dir.path().join("gt.npy");
-    write_npy_f64(&gt, &vec![0.0; 100]);
+    std::fs::write(&gt, encode_f64_vector(&[0.0; 100])).unwrap();
     let o = vigil(&["replay", vtest(), "--gt", p(&gt), "--plot", p(&dir.path().join("x.svg"))]);
     assert_fails(&o, 8, &["gt.npy", "800"]);
     // The right length works and draws the ground truth.
     let mut labels = vec![0.0; 800];
     labels[400..560].iter_mut().for_each(|v| *v = 1.0);
-    write_npy_f64(&gt, &labels);
+    std::fs::write(&gt, encode_f64_vector(&labels)).unwrap();
     let svg = dir.path().join("ok.svg");
     let o = vigil(&["replay", vtest(), "--gt", p(&gt), "--plot", p(&svg)]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -187,41 +158,15 @@ fn bad_model_directories_exit_4() {
     assert_fails(&vigil(&["replay", vtest(), "--model", p(m.path())]), 4, &["rtfm.safetensors"]);
 }
 
-fn write_npy_f64(path: &Path, data: &[f64]) {
-    let mut header = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': ({},), }}", data.len());
-    let total = 10 + header.len() + 1;
-    header.push_str(&" ".repeat((64 - total % 64) % 64));
-    header.push('\n');
-    let mut out = b"\x93NUMPY\x01\x00".to_vec();
-    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    out.extend_from_slice(header.as_bytes());
-    for v in data {
-        out.extend_from_slice(&v.to_le_bytes());
-    }
-    std::fs::write(path, out).unwrap();
-}
-
-fn write_npy_raw(path: &Path, descr: &str, shape: &str, data: &[u8]) {
-    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
-    let total = 10 + header.len() + 1;
-    header.push_str(&" ".repeat((64 - total % 64) % 64));
-    header.push('\n');
-    let mut out = b"\x93NUMPY\x01\x00".to_vec();
-    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    out.extend_from_slice(header.as_bytes());
-    out.extend_from_slice(data);
-    std::fs::write(path, out).unwrap();
-}
-
 #[test]
 fn score_feature_files_json() {
     let dir = tempfile::tempdir().unwrap();
     let f32s: Vec<u8> = (0..(7 * 256)).flat_map(|i| ((i % 13) as f32 * 0.1).to_le_bytes()).collect();
     let a = dir.path().join("a.npy");
-    write_npy_raw(&a, "<f4", "(7, 1, 256)", &f32s);
+    std::fs::write(&a, encode("<f4", &[7, 1, 256], &f32s)).unwrap();
     let f64s: Vec<u8> = (0..(2 * 256)).flat_map(|i| ((i % 5) as f64 * 0.2).to_le_bytes()).collect();
     let b = dir.path().join("b.npy");
-    write_npy_raw(&b, "<f8", "(2, 256)", &f64s);
+    std::fs::write(&b, encode("<f8", &[2, 256], &f64s)).unwrap();
     let o = vigil(&["score", p(&a), p(&b), "--json"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let rows: Vec<Value> =
@@ -241,19 +186,19 @@ fn score_bad_feature_files_exit_5() {
     let dir = tempfile::tempdir().unwrap();
     assert_fails(&vigil(&["score", "/nonexistent/f.npy"]), 5, &["/nonexistent/f.npy"]);
     let obj = dir.path().join("obj.npy");
-    write_npy_raw(&obj, "|O", "(3,)", &[0u8; 24]);
+    std::fs::write(&obj, encode("|O", &[3], &[0u8; 24])).unwrap();
     assert_fails(&vigil(&["score", p(&obj)]), 5, &["obj.npy", "object"]);
     let ints = dir.path().join("ints.npy");
-    write_npy_raw(&ints, "<i4", "(2, 1, 256)", &[0u8; 2048]);
+    std::fs::write(&ints, encode("<i4", &[2, 1, 256], &[0u8; 2048])).unwrap();
     assert_fails(&vigil(&["score", p(&ints)]), 5, &["ints.npy", "float32"]);
     let wide = dir.path().join("wide.npy");
-    write_npy_raw(&wide, "<f4", "(2, 1, 2048)", &vec![0u8; 2 * 2048 * 4]);
+    std::fs::write(&wide, encode("<f4", &[2, 1, 2048], &vec![0u8; 2 * 2048 * 4])).unwrap();
     assert_fails(&vigil(&["score", p(&wide)]), 5, &["wide.npy", "256"]);
     let rank = dir.path().join("rank.npy");
-    write_npy_raw(&rank, "<f4", "(2, 1, 1, 256)", &vec![0u8; 2 * 256 * 4]);
+    std::fs::write(&rank, encode("<f4", &[2, 1, 1, 256], &vec![0u8; 2 * 256 * 4])).unwrap();
     assert_fails(&vigil(&["score", p(&rank)]), 5, &["rank.npy", "[T, crops, 256]"]);
     let trunc = dir.path().join("trunc.npy");
-    write_npy_raw(&trunc, "<f4", "(9, 1, 256)", &[0u8; 100]);
+    std::fs::write(&trunc, encode("<f4", &[9, 1, 256], &[0u8; 100])).unwrap();
     assert_fails(&vigil(&["score", p(&trunc)]), 5, &["trunc.npy", "truncated"]);
 }
 
@@ -300,7 +245,7 @@ fn import_then_score_reproduces_the_reference() {
         .flat_map(|v| v.to_le_bytes())
         .collect();
     let f = dir.path().join("f.npy");
-    write_npy_raw(&f, "<f4", "(7, 1, 64)", &feats);
+    std::fs::write(&f, encode("<f4", &[7, 1, 64], &feats)).unwrap();
     for (i, ckpt) in
         ["small_zip.pt", "small_legacy.pt", "small_module_prefix.pt", "small_float64.pt"].iter().enumerate()
     {

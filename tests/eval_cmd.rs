@@ -5,46 +5,14 @@
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+
+mod common;
+use common::{assert_fails, assert_ok, p, root, vigil, VTEST};
 use std::sync::OnceLock;
 use vigil::eval::metrics;
 
-const VTEST: &str = "/usr/share/doc/opencv-doc/examples/data/vtest.avi";
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
 fn model() -> PathBuf {
     root().join("models/default")
-}
-
-fn vigil(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vigil")).args(args).current_dir(root()).output().expect("vigil binary runs")
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().expect("utf-8 path")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-#[track_caller]
-fn assert_ok(o: &Output) -> String {
-    assert!(o.status.success(), "exit {:?}; stderr:\n{}", o.status.code(), stderr(o));
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-#[track_caller]
-fn assert_fails(o: &Output, code: i32, needles: &[&str]) {
-    let err = stderr(o);
-    assert_eq!(o.status.code(), Some(code), "expected exit {code}; stderr:\n{err}");
-    for n in needles {
-        assert!(err.contains(n), "stderr lacks {n:?}:\n{err}");
-    }
-    assert!(!err.contains("panicked"), "no panic:\n{err}");
 }
 
 /// The benchmark (`synth/`) and its test features (`feat/`), made once per test run.
@@ -245,7 +213,7 @@ fn bad_lists_features_and_ground_truth_exit_with_their_codes() {
     let full = vigil::npy::read_vector(&gt).unwrap().to_vec();
     let short = d.join("short-gt.npy");
     let n = full.len() - 16;
-    std::fs::write(&short, npy_f64(&full[..n])).unwrap();
+    std::fs::write(&short, vigil::npy::encode_f64_vector(&full[..n])).unwrap();
     assert_fails(
         &eval(&f.feat.join("test.list"), &short),
         8,
@@ -288,19 +256,4 @@ fn features_of_videos_of_different_frame_sizes_in_one_batch() {
     assert_eq!(list, "vtest.npy\ntest_proc_nor_0001.npy\n");
     let a = vigil::npy::read_features(&dir.path().join("vtest.npy"), Some(256)).unwrap();
     assert_eq!(a.shape(), &[795usize.div_ceil(16), 1, 256]);
-}
-
-fn npy_f64(values: &[f64]) -> Vec<u8> {
-    let mut header = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': ({},), }}", values.len());
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut out = b"\x93NUMPY\x01\x00".to_vec();
-    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    out.extend_from_slice(header.as_bytes());
-    for v in values {
-        out.extend_from_slice(&v.to_le_bytes());
-    }
-    out
 }

@@ -12,33 +12,13 @@
 use ndarray::Array5;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
+
+mod common;
+use common::{p, root, stderr, vigil, vtest, VTEST};
 use std::sync::Mutex;
 use vigil::features::FeatureExtractor;
 use vigil::model::ModelDir;
-
-const VTEST: &str = "/usr/share/doc/opencv-doc/examples/data/vtest.avi";
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn vigil(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vigil")).args(args).current_dir(root()).output().expect("vigil binary runs")
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().expect("utf-8 path")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn vtest() -> &'static str {
-    assert!(Path::new(VTEST).is_file(), "{VTEST} is missing: run scripts/setup.sh (Debian package opencv-doc)");
-    VTEST
-}
 
 /// A `frames`-frame 320x240 cut of vtest.avi (the I3D tests keep to one snippet).
 fn short_clip(dir: &Path, frames: u32) -> PathBuf {

@@ -3,7 +3,10 @@
 #![allow(clippy::unwrap_used)] // test helpers: a failed setup step should fail the test loudly
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
+
+mod common;
+use common::{p as s, vigil};
 use vigil::eval::metrics::{expand_videos, roc_auc};
 use vigil::model::{FeaturesSection, Manifest, ModelDir, RtfmSection};
 use vigil::rtfm::{Rtfm, RtfmWidths};
@@ -11,14 +14,6 @@ use vigil::train::rng::Rng;
 
 const D: usize = 16;
 const WIDTHS: RtfmWidths = RtfmWidths { feature_dim: D, temporal_width: 4, nonlocal_width: 4, head: [16, 8] };
-
-fn vigil(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vigil")).args(args).output().expect("vigil binary runs")
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 /// A score-only base model at the tiny widths (no extractor).
 fn base_model(dir: &Path) -> PathBuf {

@@ -2,7 +2,7 @@
 //! latency percentiles, measured on one video in one run so the figures are comparable.
 
 use crate::cli::BenchArgs;
-use crate::pipeline::{replay, ReplayOptions, ReplayResult};
+use crate::pipeline::{replay, ReplayResult};
 use crate::source::{decode_only, OpenCvSource};
 use crate::stats::StageSummary;
 use serde::Serialize;
@@ -26,12 +26,8 @@ struct Report {
 }
 
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
-    let mut model = super::load_model(&args.model)?;
-    super::apply_provider(&mut model, &args.provider);
-    let scorer_cfg = super::scorer_config(&model, &args.scorer)?;
-    let opts = ReplayOptions::from_model(&model, scorer_cfg)?;
-    let rtfm = model.load_rtfm()?;
-    let mut extractor = model.load_extractor(args.threads.max(1))?;
+    let super::ReplayParts { model, opts, rtfm, mut extractor } =
+        super::load_replay(&args.model, &args.provider, &args.scorer, args.threads)?;
 
     // Warm the file cache and the decoder once, then measure decode alone.
     let _ = decode_only(&args.video)?;
@@ -64,7 +60,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         pipeline_over_decode: pipeline_fps / decode_fps.max(1e-9),
         threads: args.threads.max(1),
         provider: extractor.provider().to_string(),
-        scorer: scorer_cfg,
+        scorer: opts.scorer,
         peak_rss_mb: peak_rss_mb(),
         stages,
     };

@@ -36,6 +36,31 @@ pub fn load_model(args: &ModelArgs) -> Result<ModelDir, ModelError> {
     ModelDir::load(&dir)
 }
 
+/// What `replay` and `bench` load before touching a video: the model (with command-line provider
+/// and scorer overrides), the pipeline options, the network and one extractor session.
+pub struct ReplayParts {
+    pub model: ModelDir,
+    pub opts: crate::pipeline::ReplayOptions,
+    pub rtfm: crate::rtfm::Rtfm,
+    pub extractor: crate::features::OnnxExtractor,
+}
+
+/// Loads [`ReplayParts`]; `threads` is ONNX Runtime's intra-op thread count.
+pub fn load_replay(
+    model: &ModelArgs,
+    provider: &ProviderArgs,
+    scorer: &ScorerArgs,
+    threads: usize,
+) -> anyhow::Result<ReplayParts> {
+    let mut model = load_model(model)?;
+    apply_provider(&mut model, provider);
+    let scorer_cfg = scorer_config(&model, scorer)?;
+    let opts = crate::pipeline::ReplayOptions::from_model(&model, scorer_cfg)?;
+    let rtfm = model.load_rtfm()?;
+    let extractor = model.load_extractor(threads.max(1))?;
+    Ok(ReplayParts { model, opts, rtfm, extractor })
+}
+
 /// Applies `--provider` / `--allow-fallback` to the model's `[extractor]` (no-op for score-only
 /// models, whose missing extractor is reported where it is needed).
 pub fn apply_provider(model: &mut ModelDir, args: &ProviderArgs) {

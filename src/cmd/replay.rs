@@ -11,12 +11,8 @@ use std::io::{IsTerminal, Write};
 use std::path::Path;
 
 pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
-    let mut model = super::load_model(&args.model)?;
-    super::apply_provider(&mut model, &args.provider);
-    let scorer_cfg = super::scorer_config(&model, &args.scorer)?;
-    let opts = ReplayOptions::from_model(&model, scorer_cfg)?;
-    let rtfm = model.load_rtfm()?;
-    let mut extractor = model.load_extractor(args.threads.max(1))?;
+    let super::ReplayParts { model, opts, rtfm, mut extractor } =
+        super::load_replay(&args.model, &args.provider, &args.scorer, args.threads)?;
     if !model.manifest.rtfm.trained {
         tracing::warn!(model = %model.dir.display(), "the model's RTFM weights are untrained: scores and alerts are not meaningful");
     }

@@ -42,23 +42,6 @@ fn rle(labels: &[u8]) -> Vec<[usize; 2]> {
 }
 
 /// A version 1.0 `.npy` file of a little-endian float64 vector.
-pub fn npy_f64(values: &[f64]) -> Vec<u8> {
-    let mut header = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': ({},), }}", values.len());
-    // Magic (6) + version (2) + length (2) + header + '\n' must be a multiple of 64.
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut out = Vec::with_capacity(10 + header.len() + values.len() * 8);
-    out.extend_from_slice(b"\x93NUMPY\x01\x00");
-    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    out.extend_from_slice(header.as_bytes());
-    for v in values {
-        out.extend_from_slice(&v.to_le_bytes());
-    }
-    out
-}
-
 pub fn write_all(out: &Path, specs: &[VideoSpec], opts: &SynthOptions) -> Result<(), SynthError> {
     for split in [Split::Train, Split::Val, Split::Test] {
         let mut text = String::new();
@@ -77,7 +60,7 @@ pub fn write_all(out: &Path, specs: &[VideoSpec], opts: &SynthOptions) -> Result
             gt.extend(padded_labels(s));
         }
         write(&out.join(format!("test-{}.list", part.name())), text.as_bytes())?;
-        write(&out.join(format!("gt-test-{}.npy", part.name())), &npy_f64(&gt))?;
+        write(&out.join(format!("gt-test-{}.npy", part.name())), &crate::npy::encode_f64_vector(&gt))?;
     }
 
     let mut csv =
@@ -131,7 +114,7 @@ pub fn write_all(out: &Path, specs: &[VideoSpec], opts: &SynthOptions) -> Result
             write(&path, text.as_bytes())?;
             gt.extend(padded_labels(s));
         }
-        write(&out.join(file), &npy_f64(&gt))?;
+        write(&out.join(file), &crate::npy::encode_f64_vector(&gt))?;
     }
     write(&out.join("README.md"), readme(specs, opts).as_bytes())
 }
@@ -181,7 +164,7 @@ mod tests {
 
     #[test]
     fn npy_header_is_aligned() {
-        let b = npy_f64(&[1.0, 0.0]);
+        let b = crate::npy::encode_f64_vector(&[1.0, 0.0]);
         let hl = usize::from(u16::from_le_bytes([b[8], b[9]]));
         assert_eq!((10 + hl) % 64, 0);
         assert_eq!(b.len(), 10 + hl + 16);
