@@ -56,6 +56,31 @@ pub enum Command {
     Eval(EvalArgs),
     /// Train an RTFM model from feature files labelled normal/abnormal per video.
     Train(TrainArgs),
+    /// Run the edge daemon: live cameras, alerts to sinks, clips, /metrics.
+    Run(RunArgs),
+    /// Check a daemon configuration file (and the model it names) without running anything.
+    CheckConfig(CheckConfigArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The daemon configuration (TOML; see config/vigil.example.toml).
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// Stop on its own after this long ("90s", "10m"), exactly as on SIGTERM.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub duration: Option<std::time::Duration>,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckConfigArgs {
+    /// The daemon configuration to check.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("'{s}': {e} (expected e.g. 90s, 10m, 1h 30m)"))
 }
 
 /// Flags shared by commands that load a model.

@@ -350,8 +350,15 @@ impl Default for Retention {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RecordingConfig {
+    /// Record clips and snapshots at all (default true).
+    pub enabled: bool,
     /// Clip directory (default "/var/lib/vigil/recordings").
     pub dir: PathBuf,
+    /// Clips are downscaled to at most this width, aspect kept (default 480). The pre-roll ring
+    /// holds width x height x 1.5 bytes per frame.
+    pub max_width: u32,
+    /// Clips hold at most this many frames per second (default 10).
+    pub max_fps: f64,
     /// Video kept before an alert start (default "5s", at most "60s").
     #[serde(with = "duration")]
     pub pre_roll: Duration,
@@ -367,7 +374,10 @@ pub struct RecordingConfig {
 impl Default for RecordingConfig {
     fn default() -> Self {
         RecordingConfig {
+            enabled: true,
             dir: PathBuf::from("/var/lib/vigil/recordings"),
+            max_width: 480,
+            max_fps: 10.0,
             pre_roll: secs5(),
             post_roll: secs5(),
             snapshot: true,
@@ -530,6 +540,15 @@ impl Config {
             if v > MAX_ROLL {
                 return err(k, format!("{v:?} is longer than {MAX_ROLL:?} (the pre-roll is held in memory)"));
             }
+        }
+        if !(16..=7680).contains(&self.recording.max_width) {
+            return err("recording.max_width", format!("must be 16..=7680 pixels, got {}", self.recording.max_width));
+        }
+        if !(self.recording.max_fps.is_finite() && self.recording.max_fps >= 1.0 && self.recording.max_fps <= 120.0) {
+            return err(
+                "recording.max_fps",
+                format!("must be 1..=120 frames per second, got {}", self.recording.max_fps),
+            );
         }
         if self.recording.retention.max_total_size == 0 {
             return err("recording.retention.max_total_size", "must be greater than 0".into());

@@ -36,6 +36,8 @@ pub enum Exit {
     GroundTruth = 8,
     /// A list file that is missing, empty, or has a bad line.
     List = 9,
+    /// A daemon configuration file that cannot be read or is invalid.
+    Config = 10,
 }
 
 /// A video too short or otherwise unusable once opened (not a decode error as such).
@@ -87,6 +89,9 @@ pub fn exit_code(err: &anyhow::Error) -> Exit {
         }
         if cause.is::<ListError>() {
             return Exit::List;
+        }
+        if cause.is::<crate::config::ConfigError>() {
+            return Exit::Config;
         }
         if let Some(e) = cause.downcast_ref::<SynthError>() {
             return match e {

@@ -23,11 +23,13 @@
 //! - [`config`]: the daemon configuration (`vigil run --config`), validated at load.
 //! - [`sink`]: alert sinks (JSON lines, MQTT, webhook) with durable on-disk outboxes.
 //! - [`telemetry`]: every metric, Prometheus rendering and the `/metrics` HTTP endpoint.
+//! - [`daemon`]: `vigil run`: capture, camera, feature-pool, recorder and sink threads.
 
 pub mod alert;
 pub mod cli;
 pub mod cmd;
 pub mod config;
+pub mod daemon;
 pub mod error;
 pub mod eval;
 pub mod features;

@@ -18,6 +18,8 @@ fn main() -> ExitCode {
         Command::Features(a) => vigil::cmd::features::run(a),
         Command::Eval(a) => vigil::cmd::eval::run(a),
         Command::Train(a) => vigil::cmd::train::run(a),
+        Command::Run(a) => vigil::cmd::run::run(a),
+        Command::CheckConfig(a) => vigil::cmd::run::check(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -34,6 +34,8 @@ pub const FRAMES_DROPPED: MetricDef =
 pub const RECONNECTS: MetricDef = def("vigil_reconnects_total", "counter", "Camera reconnect attempts.");
 pub const CAMERA_UP: MetricDef = def("vigil_camera_up", "gauge", "1 while the camera delivers frames, else 0.");
 pub const ALERTS: MetricDef = def("vigil_alerts_total", "counter", "Alert start events per camera.");
+pub const ALERTS_SUPPRESSED: MetricDef =
+    def("vigil_alerts_suppressed_total", "counter", "Alert starts dropped by the camera's max_per_hour cap.");
 pub const STAGE_LATENCY: MetricDef =
     def("vigil_stage_latency_seconds", "histogram", "Time from frame capture to the end of each stage.");
 pub const OUTBOX_ENQUEUED: MetricDef = def(
@@ -111,6 +113,7 @@ pub struct CameraMetrics {
     pub frames_dropped: AtomicU64,
     pub reconnects: AtomicU64,
     pub alerts: AtomicU64,
+    pub alerts_suppressed: AtomicU64,
     pub up: AtomicBool,
 }
 
@@ -190,13 +193,14 @@ impl Metrics {
         fn load(a: &AtomicU64) -> u64 {
             a.load(Ordering::Relaxed)
         }
-        let cams: [(MetricDef, CameraGetter); 6] = [
+        let cams: [(MetricDef, CameraGetter); 7] = [
             (FRAMES_IN, |c| load(&c.frames_in)),
             (FRAMES_PROCESSED, |c| load(&c.frames_processed)),
             (FRAMES_DROPPED, |c| load(&c.frames_dropped)),
             (RECONNECTS, |c| load(&c.reconnects)),
             (CAMERA_UP, |c| u64::from(c.up.load(Ordering::Relaxed))),
             (ALERTS, |c| load(&c.alerts)),
+            (ALERTS_SUPPRESSED, |c| load(&c.alerts_suppressed)),
         ];
         for (d, get) in cams {
             header(out, d);

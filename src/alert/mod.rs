@@ -79,6 +79,8 @@ pub enum EndReason {
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
     Start,
+    /// An open alert's peak rose (the daemon sends these, rate-limited).
+    Update,
     End,
 }
 
@@ -107,6 +109,15 @@ pub struct AlertEvent {
     pub peak_frame: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<EndReason>,
+    /// Wall-clock time the event was raised, RFC 3339 UTC (daemon only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<String>,
+    /// The alert's clip file (daemon with recording; written until the post-roll ends).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clip: Option<String>,
+    /// The JPEG snapshot of the peak frame (daemon with recording).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -165,6 +176,15 @@ impl AlertMachine {
     /// Whether an alert is open.
     pub fn is_active(&self) -> bool {
         matches!(self.state, State::Active { .. })
+    }
+
+    /// While an alert is open: the media time (ms) its last snippet at or above `off` ends,
+    /// i.e. where the alert ends if the score stays below `off` from now on.
+    pub fn open_end_ms(&self) -> Option<f64> {
+        match &self.state {
+            State::Active { last_above, .. } => Some(last_above.end_ms),
+            _ => None,
+        }
     }
 
     /// Feeds one scored snippet (in order); returns 0, 1 or 2 events.
@@ -232,6 +252,9 @@ impl AlertMachine {
                 peak_snippet: peak.snippet,
                 peak_frame: peak.frame,
                 reason: None,
+                timestamp: None,
+                clip: None,
+                snapshot: None,
             });
             State::Active { id, since, last_above: now, below_since: None, peak }
         } else {
@@ -261,6 +284,23 @@ impl AlertMachine {
             peak_snippet: peak.snippet,
             peak_frame: peak.frame,
             reason: Some(reason),
+            timestamp: None,
+            clip: None,
+            snapshot: None,
+        }
+    }
+
+    /// An `update` event describing the open alert now (its span so far and its peak), or
+    /// None when no alert is open. The machine's state is unchanged.
+    pub fn update_event(&self) -> Option<AlertEvent> {
+        match &self.state {
+            State::Active { id, since, last_above, peak, .. } => {
+                let mut ev = self.end_event(id, since, last_above, peak, EndReason::StreamEnd);
+                ev.event = EventKind::Update;
+                ev.reason = None;
+                Some(ev)
+            }
+            _ => None,
         }
     }
 

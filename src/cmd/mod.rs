@@ -6,6 +6,7 @@ pub mod eval;
 pub mod features;
 pub mod import;
 pub mod replay;
+pub mod run;
 pub mod score;
 pub mod synth;
 pub mod train;

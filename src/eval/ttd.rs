@@ -57,6 +57,7 @@ fn push_event(alerts: &mut Vec<Alert>, e: &AlertEvent, now_frame: usize, total: 
                 last.end_frame = (f as usize + 1).min(total);
             }
         }
+        EventKind::Update => {}
     }
 }
 

@@ -17,7 +17,7 @@ use opencv::videoio::{
     CAP_PROP_OPEN_TIMEOUT_MSEC, CAP_PROP_POS_MSEC, CAP_PROP_READ_TIMEOUT_MSEC,
 };
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Frame rate assumed when the container reports none (documented on [`SourceInfo::fps`]).
 const FALLBACK_FPS: f64 = 25.0;
@@ -54,8 +54,26 @@ impl OpenCvSource {
     /// Opens a network stream (RTSP, HTTP, ...). `name` (a camera id) is what appears in errors and
     /// logs: the URL may carry credentials and is never logged or put in an error.
     pub fn open_url(url: &str, name: &str) -> Result<Self, SourceError> {
-        let params = [CAP_PROP_OPEN_TIMEOUT_MSEC, STREAM_TIMEOUT_MS, CAP_PROP_READ_TIMEOUT_MSEC, STREAM_TIMEOUT_MS];
+        Self::open_url_with_timeout(url, name, Duration::from_millis(STREAM_TIMEOUT_MS as u64))
+    }
+
+    /// [`OpenCvSource::open_url`] with its own open and read timeout: a read that gets no frame
+    /// for `timeout` fails instead of waiting (the daemon's stall detection).
+    pub fn open_url_with_timeout(url: &str, name: &str, timeout: Duration) -> Result<Self, SourceError> {
+        let ms = timeout.as_millis().clamp(1, i32::MAX as u128) as i32;
+        let params = [CAP_PROP_OPEN_TIMEOUT_MSEC, ms.max(STREAM_TIMEOUT_MS), CAP_PROP_READ_TIMEOUT_MSEC, ms];
         let cap = open_capture(std::ffi::OsStr::new(url), name, &params)?;
+        Self::from_capture(cap, name.to_string(), false)
+    }
+
+    /// Opens a local capture device (USB / V4L2 camera `index`) through OpenCV's V4L2 backend.
+    pub fn open_device(index: u32, name: &str) -> Result<Self, SourceError> {
+        let open_err = |reason: String| SourceError::Open { name: name.to_string(), reason };
+        let cap = VideoCapture::new(index as i32, opencv::videoio::CAP_V4L2)
+            .map_err(|e| open_err(format!("OpenCV error: {e}")))?;
+        if !cap.is_opened().unwrap_or(false) {
+            return Err(open_err(format!("no capture device /dev/video{index} (or it is busy)")));
+        }
         Self::from_capture(cap, name.to_string(), false)
     }
 

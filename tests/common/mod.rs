@@ -2,6 +2,8 @@
 //! subset, hence the `dead_code` allowance.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod mqtt;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

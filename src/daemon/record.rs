@@ -1,0 +1,526 @@
+//! Alert clips and snapshots. Each camera keeps a pre-roll ring of recent frames, downscaled to
+//! `recording.max_width` and thinned to `recording.max_fps`, stored as I420 (1.5 bytes a pixel)
+//! so that the ring costs ~26 MB for a 480x360 camera over 11 s. The ring spans the pre-roll plus
+//! the detection delay (snippet, lookahead, minimum duration), because an alert's start time lies
+//! that far in the past when the alert is raised. On alert start a recorder thread opens an MJPG
+//! clip, writes the ring from `start - pre_roll`, then every new frame until `end + post_roll`,
+//! and writes a JPEG of the peak frame (rewritten if the peak moves). Retention removes clips older
+//! than `max_age`, then the oldest beyond `max_total_size`, never a clip still being written.
+//!
+//! This module is the only one besides `source` that touches OpenCV (resize, colour conversion,
+//! `VideoWriter`, JPEG encoding); frames enter and leave it as owned byte buffers.
+
+use std::collections::{HashSet, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use crossbeam_channel::Receiver;
+use opencv::core::{Mat, Size, Vector};
+use opencv::prelude::*;
+use opencv::videoio::VideoWriter;
+
+use crate::config::{RecordingConfig, Retention};
+use crate::source::Frame;
+
+/// Recording failures, each naming the file concerned.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error("recording {path}: {reason}", path = .path.display())]
+    File { path: PathBuf, reason: String },
+    #[error("converting frame {index} for recording: {reason}")]
+    Convert { index: u64, reason: String },
+}
+
+/// One pre-roll frame: I420, `width` x `height` (both even).
+#[derive(Debug, Clone)]
+pub struct RecFrame {
+    pub index: u64,
+    pub pts_ms: f64,
+    pub width: u32,
+    pub height: u32,
+    pub yuv: Vec<u8>,
+}
+
+/// The size a `width` x `height` frame is recorded at: at most `max_width` wide, aspect kept,
+/// both sides even (I420 needs it) and at least 2.
+pub fn recorded_size(width: u32, height: u32, max_width: u32) -> (u32, u32) {
+    let w = width.min(max_width.max(2));
+    let h = (f64::from(height) * f64::from(w) / f64::from(width.max(1))).round() as u32;
+    ((w & !1).max(2), (h & !1).max(2))
+}
+
+/// Downscales a BGR frame (area interpolation) and converts it to I420.
+pub fn to_rec_frame(frame: &Frame, max_width: u32) -> Result<RecFrame, RecordError> {
+    let err = |e: opencv::Error| RecordError::Convert { index: frame.index, reason: e.to_string() };
+    let (w, h) = recorded_size(frame.width, frame.height, max_width);
+    let src =
+        Mat::new_rows_cols_with_data::<u8>(frame.height as i32, frame.width as i32 * 3, &frame.data).map_err(err)?;
+    let src = src.reshape(3, frame.height as i32).map_err(err)?;
+    let mut yuv = Mat::default();
+    let code = opencv::imgproc::COLOR_BGR2YUV_I420;
+    if (w, h) == (frame.width, frame.height) {
+        opencv::imgproc::cvt_color(&src, &mut yuv, code, 0).map_err(err)?;
+    } else {
+        let mut small = Mat::default();
+        let size = Size::new(w as i32, h as i32);
+        opencv::imgproc::resize(&src, &mut small, size, 0.0, 0.0, opencv::imgproc::INTER_AREA).map_err(err)?;
+        opencv::imgproc::cvt_color(&small, &mut yuv, code, 0).map_err(err)?;
+    }
+    let yuv = yuv.data_bytes().map_err(err)?.to_vec();
+    Ok(RecFrame { index: frame.index, pts_ms: frame.pts_ms, width: w, height: h, yuv })
+}
+
+fn to_bgr(f: &RecFrame) -> opencv::Result<Mat> {
+    let yuv = Mat::new_rows_cols_with_data::<u8>(f.height as i32 * 3 / 2, f.width as i32, &f.yuv)?;
+    let mut bgr = Mat::default();
+    opencv::imgproc::cvt_color(&yuv, &mut bgr, opencv::imgproc::COLOR_YUV2BGR_I420, 0)?;
+    Ok(bgr)
+}
+
+/// Writes `f` as a JPEG at `path` (via a temporary file, so readers never see half a file).
+pub fn write_snapshot(f: &RecFrame, path: &Path) -> Result<(), RecordError> {
+    let err = |reason: String| RecordError::File { path: path.to_path_buf(), reason };
+    let bgr = to_bgr(f).map_err(|e| err(e.to_string()))?;
+    let mut buf = Vector::<u8>::new();
+    let ok = opencv::imgcodecs::imencode_def(".jpg", &bgr, &mut buf).map_err(|e| err(e.to_string()))?;
+    if !ok {
+        return Err(err("the JPEG encoder refused the frame".into()));
+    }
+    let tmp = path.with_extension("jpg.tmp");
+    std::fs::write(&tmp, buf.as_slice()).map_err(|e| err(e.to_string()))?;
+    std::fs::rename(&tmp, path).map_err(|e| err(e.to_string()))
+}
+
+/// What the camera thread tells its recorder.
+#[derive(Debug)]
+pub enum RecMsg {
+    Frame(RecFrame),
+    /// Scoring has reached this media time: frames up to it may go into an open clip (frames
+    /// decoded ahead of scoring wait in the ring, so a clip never runs past its alert's end).
+    Scored(f64),
+    /// An alert started at media time `from_ms`: record from `from_ms - pre_roll`.
+    Start {
+        id: String,
+        clip: PathBuf,
+        snapshot: Option<PathBuf>,
+        from_ms: f64,
+        peak_frame: u64,
+    },
+    /// The peak of the open alert moved (update events).
+    Peak {
+        id: String,
+        peak_frame: u64,
+    },
+    /// The alert ended at media time `end_ms`: keep recording until `end_ms + post_roll`.
+    End {
+        id: String,
+        end_ms: f64,
+        peak_frame: u64,
+    },
+}
+
+/// Paths of an alert's clip and snapshot: `<dir>/<camera>/<camera>_<UTC time>_<id8>.{avi,jpg}`.
+pub fn clip_paths(cfg: &RecordingConfig, camera: &str, id: &str, now: SystemTime) -> (PathBuf, Option<PathBuf>) {
+    let stamp = chrono::DateTime::<chrono::Utc>::from(now).format("%Y%m%dT%H%M%SZ");
+    let short: String = id.chars().filter(|c| c.is_ascii_alphanumeric()).take(8).collect();
+    let base = cfg.dir.join(camera).join(format!("{camera}_{stamp}_{short}"));
+    (base.with_extension("avi"), cfg.snapshot.then(|| base.with_extension("jpg")))
+}
+
+struct OpenClip {
+    id: String,
+    path: PathBuf,
+    snapshot: Option<PathBuf>,
+    writer: VideoWriter,
+    size: (u32, u32),
+    /// Media time the clip starts at (alert start - pre-roll).
+    from_ms: f64,
+    last_index: Option<u64>,
+    until_ms: Option<f64>,
+    /// Peak frame whose snapshot is still to be written.
+    snapshot_due: Option<u64>,
+    frames: u64,
+}
+
+/// One camera's pre-roll ring and open clip. Driven by [`run`] on the camera's recorder thread.
+///
+/// Frames enter the ring as they are decoded; the camera thread also reports how far scoring has
+/// got ([`RecMsg::Scored`]). Clips are written only up to that watermark, so a file played faster
+/// than it is scored still gets clips that start and end where their alert does, and the ring is
+/// trimmed relative to the watermark, not to the newest frame.
+pub struct Recorder {
+    camera: String,
+    cfg: RecordingConfig,
+    fps: f64,
+    span_ms: f64,
+    ring: VecDeque<RecFrame>,
+    scored_ms: f64,
+    clip: Option<OpenClip>,
+    active: Arc<Mutex<HashSet<PathBuf>>>,
+    /// Clips finished so far (path, frames).
+    pub finished: Vec<(PathBuf, u64)>,
+}
+
+impl Recorder {
+    /// `fps`: the rate frames arrive at (after thinning); `delay`: how far before the scoring
+    /// watermark an alert can start, which the ring must cover besides the pre-roll. `active` is
+    /// shared by every camera so that retention never deletes a clip being written.
+    pub fn new(
+        camera: &str,
+        cfg: RecordingConfig,
+        fps: f64,
+        delay: Duration,
+        active: Arc<Mutex<HashSet<PathBuf>>>,
+    ) -> Recorder {
+        let span_ms = (cfg.pre_roll + delay).as_secs_f64() * 1000.0;
+        Recorder {
+            camera: camera.to_string(),
+            cfg,
+            fps: fps.max(1.0),
+            span_ms,
+            ring: VecDeque::new(),
+            scored_ms: f64::NEG_INFINITY,
+            clip: None,
+            active,
+            finished: Vec::new(),
+        }
+    }
+
+    /// Frames held in the ring, and their bytes.
+    pub fn ring_usage(&self) -> (usize, usize) {
+        (self.ring.len(), self.ring.iter().map(|f| f.yuv.len()).sum())
+    }
+
+    pub fn handle(&mut self, msg: RecMsg) -> Result<(), RecordError> {
+        match msg {
+            RecMsg::Frame(f) => {
+                self.ring.push_back(f);
+                self.evict();
+                Ok(())
+            }
+            RecMsg::Scored(ms) => {
+                self.scored_ms = self.scored_ms.max(ms);
+                self.evict();
+                self.advance()
+            }
+            RecMsg::Start { id, clip, snapshot, from_ms, peak_frame } => {
+                self.on_start(id, clip, snapshot, from_ms, peak_frame)
+            }
+            RecMsg::Peak { id, peak_frame } => {
+                if let Some(c) = self.clip.as_mut().filter(|c| c.id == id) {
+                    c.snapshot_due = c.snapshot.as_ref().map(|_| peak_frame);
+                }
+                self.advance()
+            }
+            RecMsg::End { id, end_ms, peak_frame } => {
+                if let Some(c) = self.clip.as_mut().filter(|c| c.id == id) {
+                    c.until_ms = Some(end_ms + self.cfg.post_roll.as_secs_f64() * 1000.0);
+                    c.snapshot_due = c.snapshot.as_ref().map(|_| peak_frame);
+                }
+                self.advance()
+            }
+        }
+    }
+
+    /// Drops ring frames older than the span before the watermark, never one an open clip has
+    /// still to write.
+    fn evict(&mut self) {
+        let keep_from = self.scored_ms - self.span_ms;
+        while let Some(old) = self.ring.front() {
+            let unwritten = self.clip.as_ref().is_some_and(|c| c.last_index.is_none_or(|l| old.index > l));
+            if old.pts_ms >= keep_from || unwritten {
+                break;
+            }
+            self.ring.pop_front();
+        }
+    }
+
+    /// Writes the open clip's ring frames from its start up to `limit` (media ms).
+    fn write_until(&mut self, limit: f64) -> Result<(), RecordError> {
+        let Some(c) = self.clip.as_mut() else { return Ok(()) };
+        let from = c.from_ms;
+        let mut result = Ok(());
+        for f in self.ring.iter().filter(|f| f.pts_ms >= from && f.pts_ms <= limit) {
+            if c.last_index.is_none_or(|l| f.index > l) {
+                result = result.and(write_frame(c, f));
+            }
+        }
+        result
+    }
+
+    /// Writes what scoring has passed (and at most the post-roll), the due snapshot, and closes
+    /// the clip once its post-roll is written.
+    fn advance(&mut self) -> Result<(), RecordError> {
+        let Some(c) = self.clip.as_ref() else { return Ok(()) };
+        let until = c.until_ms;
+        let limit = until.map_or(self.scored_ms, |u| u.min(self.scored_ms));
+        let mut result = self.write_until(limit);
+        result = result.and(self.write_due_snapshot());
+        if until.is_some_and(|u| self.scored_ms >= u) {
+            result = result.and(self.close());
+        }
+        result
+    }
+
+    fn on_start(
+        &mut self,
+        id: String,
+        path: PathBuf,
+        snapshot: Option<PathBuf>,
+        from_ms: f64,
+        peak_frame: u64,
+    ) -> Result<(), RecordError> {
+        // A new alert during the previous one's post-roll: that clip ends here.
+        self.close()?;
+        let err = |reason: String| RecordError::File { path: path.clone(), reason };
+        let Some(size) = self.ring.back().map(|f| (f.width, f.height)) else {
+            return Err(err("no frame recorded yet".into()));
+        };
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| err(format!("cannot create the directory: {e}")))?;
+        }
+        let fourcc = VideoWriter::fourcc('M', 'J', 'P', 'G').map_err(|e| err(e.to_string()))?;
+        let frame_size = Size::new(size.0 as i32, size.1 as i32);
+        let writer = VideoWriter::new(&path, fourcc, self.fps, frame_size, true).map_err(|e| err(e.to_string()))?;
+        if !writer.is_opened().unwrap_or(false) {
+            return Err(err("OpenCV cannot open an MJPG writer for it".into()));
+        }
+        if let Ok(mut a) = self.active.lock() {
+            a.insert(path.clone());
+        }
+        let snapshot_due = snapshot.as_ref().map(|_| peak_frame);
+        self.clip = Some(OpenClip {
+            id,
+            path,
+            snapshot,
+            writer,
+            size,
+            from_ms: from_ms - self.cfg.pre_roll.as_secs_f64() * 1000.0,
+            last_index: None,
+            until_ms: None,
+            snapshot_due,
+            frames: 0,
+        });
+        self.advance()
+    }
+
+    /// Writes the due snapshot once the ring holds its frame (the nearest earlier one if that
+    /// frame was thinned out).
+    fn write_due_snapshot(&mut self) -> Result<(), RecordError> {
+        let Some(c) = self.clip.as_mut() else { return Ok(()) };
+        let (Some(due), Some(path)) = (c.snapshot_due, c.snapshot.as_ref()) else { return Ok(()) };
+        if self.ring.back().is_none_or(|b| b.index < due) {
+            return Ok(());
+        }
+        let best = self.ring.iter().rev().find(|f| f.index <= due).or_else(|| self.ring.front());
+        let r = best.map_or(Ok(()), |f| write_snapshot(f, path));
+        c.snapshot_due = None;
+        r
+    }
+
+    /// Finishes the open clip now (daemon shutdown, stream end, or a new alert): what the ring
+    /// holds up to the post-roll (or up to the watermark) goes in first.
+    pub fn close(&mut self) -> Result<(), RecordError> {
+        let Some(limit) = self.clip.as_ref().map(|c| c.until_ms.unwrap_or(self.scored_ms)) else { return Ok(()) };
+        let mut result = self.write_until(limit);
+        let Some(mut c) = self.clip.take() else { return result };
+        if c.snapshot_due.is_some() {
+            // The peak frame never came (stream ended): use the newest frame we have.
+            if let (Some(f), Some(s)) = (self.ring.back(), c.snapshot.as_ref()) {
+                result = result.and(write_snapshot(f, s));
+            }
+        }
+        let released =
+            c.writer.release().map_err(|e| RecordError::File { path: c.path.clone(), reason: e.to_string() });
+        if let Ok(mut a) = self.active.lock() {
+            a.remove(&c.path);
+        }
+        tracing::info!(camera = %self.camera, clip = %c.path.display(), frames = c.frames, "clip finished");
+        self.finished.push((c.path.clone(), c.frames));
+        if let Err(e) = enforce_retention(&self.cfg.dir, &self.cfg.retention, &self.active) {
+            tracing::warn!(camera = %self.camera, "retention: {e}");
+        }
+        result.and(released)
+    }
+}
+
+fn write_frame(c: &mut OpenClip, f: &RecFrame) -> Result<(), RecordError> {
+    if (f.width, f.height) != c.size {
+        // The camera came back at another resolution mid-clip: those frames are left out.
+        return Ok(());
+    }
+    let bgr = to_bgr(f).map_err(|e| RecordError::File { path: c.path.clone(), reason: e.to_string() })?;
+    c.writer.write(&bgr).map_err(|e| RecordError::File { path: c.path.clone(), reason: e.to_string() })?;
+    c.last_index = Some(f.index);
+    c.frames += 1;
+    Ok(())
+}
+
+/// The recorder thread: handles messages until the camera thread hangs up, then closes the
+/// open clip. Errors are logged and the thread goes on (a full disk must not stop alerts).
+pub fn run(mut rec: Recorder, rx: Receiver<RecMsg>) -> Recorder {
+    for msg in rx.iter() {
+        if let Err(e) = rec.handle(msg) {
+            tracing::error!(camera = %rec.camera, "{e}");
+        }
+    }
+    if let Err(e) = rec.close() {
+        tracing::error!(camera = %rec.camera, "{e}");
+    }
+    rec
+}
+
+/// Deletes recordings (files under `dir/<camera>/`) older than `max_age`, then the oldest until
+/// the total is within `max_total_size`; files in `active` are never touched. Returns the files
+/// deleted.
+pub fn enforce_retention(
+    dir: &Path,
+    retention: &Retention,
+    active: &Mutex<HashSet<PathBuf>>,
+) -> std::io::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    for cam in entries.flatten() {
+        if !cam.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        for f in std::fs::read_dir(cam.path())?.flatten() {
+            let Ok(meta) = f.metadata() else { continue };
+            if meta.is_file() {
+                files.push((f.path(), meta.modified().unwrap_or(SystemTime::UNIX_EPOCH), meta.len()));
+            }
+        }
+    }
+    let active: HashSet<PathBuf> = active.lock().map(|a| a.clone()).unwrap_or_default();
+    let is_active = |p: &Path| active.contains(p) || active.iter().any(|a| a.with_extension("jpg") == p);
+    files.sort_by_key(|(_, t, _)| *t);
+    let now = SystemTime::now();
+    let mut total: u64 = files.iter().map(|f| f.2).sum();
+    let mut deleted = Vec::new();
+    for (path, modified, len) in files {
+        if is_active(&path) {
+            continue;
+        }
+        let too_old = now.duration_since(modified).is_ok_and(|age| age > retention.max_age);
+        if too_old || total > retention.max_total_size {
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+            total = total.saturating_sub(len);
+            deleted.push(path);
+        }
+    }
+    Ok(deleted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    fn frame(index: u64, fps: f64, shade: u8) -> Frame {
+        Frame {
+            index,
+            pts_ms: index as f64 * 1000.0 / fps,
+            width: 320,
+            height: 240,
+            data: vec![shade; 320 * 240 * 3],
+            captured: Instant::now(),
+        }
+    }
+
+    fn config(dir: &Path) -> RecordingConfig {
+        RecordingConfig {
+            dir: dir.to_path_buf(),
+            pre_roll: Duration::from_secs(1),
+            post_roll: Duration::from_secs(1),
+            ..RecordingConfig::default()
+        }
+    }
+
+    #[test]
+    fn sizes_are_even_and_keep_the_aspect() {
+        assert_eq!(recorded_size(768, 576, 480), (480, 360));
+        assert_eq!(recorded_size(1920, 1080, 480), (480, 270));
+        assert_eq!(recorded_size(320, 240, 480), (320, 240));
+        assert_eq!(recorded_size(333, 201, 480), (332, 200));
+    }
+
+    #[test]
+    fn clip_covers_pre_roll_to_post_roll_and_snapshot_is_a_jpeg() {
+        let dir = tempfile::tempdir().unwrap();
+        let active = Arc::new(Mutex::new(HashSet::new()));
+        let mut rec = Recorder::new("cam", config(dir.path()), 10.0, Duration::from_secs(2), active.clone());
+        for i in 0..50 {
+            rec.handle(RecMsg::Frame(to_rec_frame(&frame(i, 10.0, (i * 5) as u8), 480).unwrap())).unwrap();
+            rec.handle(RecMsg::Scored(i as f64 * 100.0)).unwrap();
+        }
+        // Ring: pre-roll 1 s + delay 2 s at 10 fps = frames 19..=49 (pts >= 4900 - 3000).
+        assert_eq!(rec.ring_usage().0, 31);
+        let (clip, snap) = clip_paths(&rec.cfg, "cam", "0123abcd-ef", SystemTime::now());
+        assert!(clip.to_string_lossy().ends_with("_0123abcd.avi"), "{clip:?}");
+        // Alert from 3.0 s (frame 30): the clip starts at 2.0 s (frame 20).
+        let start = RecMsg::Start {
+            id: "a".into(),
+            clip: clip.clone(),
+            snapshot: snap.clone(),
+            from_ms: 3000.0,
+            peak_frame: 35,
+        };
+        rec.handle(start).unwrap();
+        assert!(active.lock().unwrap().contains(&clip));
+        // Frames decoded ahead of scoring wait: nothing past the watermark is written yet.
+        for i in 50..70 {
+            rec.handle(RecMsg::Frame(to_rec_frame(&frame(i, 10.0, 0), 480).unwrap())).unwrap();
+        }
+        for i in 50..60 {
+            rec.handle(RecMsg::Scored(i as f64 * 100.0)).unwrap();
+        }
+        // End at 5.5 s: post-roll to 6.5 s = frame 65.
+        rec.handle(RecMsg::End { id: "a".into(), end_ms: 5500.0, peak_frame: 35 }).unwrap();
+        for i in 60..70 {
+            rec.handle(RecMsg::Scored(i as f64 * 100.0)).unwrap();
+        }
+        assert_eq!(rec.finished, vec![(clip.clone(), 46)], "frames 20..=65");
+        assert!(active.lock().unwrap().is_empty());
+        let mut cap =
+            opencv::videoio::VideoCapture::from_file(clip.to_str().unwrap(), opencv::videoio::CAP_FFMPEG).unwrap();
+        let mut m = Mat::default();
+        let mut n = 0;
+        while cap.read(&mut m).unwrap() && !m.empty() {
+            assert_eq!((m.cols(), m.rows()), (320, 240));
+            n += 1;
+        }
+        assert_eq!(n, 46);
+        let jpg = std::fs::read(snap.unwrap()).unwrap();
+        assert_eq!(&jpg[..2], &[0xFF, 0xD8], "JPEG magic");
+    }
+
+    #[test]
+    fn retention_removes_old_then_oldest_but_never_active() {
+        let dir = tempfile::tempdir().unwrap();
+        let cam = dir.path().join("cam");
+        std::fs::create_dir_all(&cam).unwrap();
+        let mut paths = Vec::new();
+        for i in 0..4 {
+            let p = cam.join(format!("c{i}.avi"));
+            std::fs::write(&p, vec![0u8; 1000]).unwrap();
+            let t = SystemTime::now() - Duration::from_secs(100 - i * 10);
+            std::fs::File::options().write(true).open(&p).unwrap().set_modified(t).unwrap();
+            paths.push(p);
+        }
+        let active = Mutex::new(HashSet::from([paths[0].clone()]));
+        // c0 is oldest but active; c1 is older than 75 s; then 2 files of 1000 B fit in 2500 B.
+        let r = Retention { max_age: Duration::from_secs(75), max_total_size: 2500 };
+        let deleted = enforce_retention(dir.path(), &r, &active).unwrap();
+        assert_eq!(deleted, vec![paths[1].clone(), paths[2].clone()]);
+        assert!(paths[0].exists() && paths[3].exists());
+    }
+}
