@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs what vigil needs on a fresh Debian 12 machine (safe to run again: every step checks
 # first). System packages: OpenCV 4.6 + clang (the opencv crate's bindings), FFmpeg, the sample
-# clip vtest.avi (opencv-doc), a font for PNG plots. Python: ONNX Runtime 1.31.1 (its shared
+# clip vtest.avi (opencv-doc), a font for PNG plots, and for the daemon tests a mosquitto broker and
+# GStreamer's RTSP server (python3-gst-1.0). Python: ONNX Runtime 1.31.1 (its shared
 # library is what vigil loads at run time) and the model-building scripts' packages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(pkg-config libopencv-dev clang libclang-dev opencv-doc ffmpeg fonts-dejavu-core python3-pip mosquitto mosquitto-clients)
+APT_PACKAGES=(pkg-config libopencv-dev clang libclang-dev opencv-doc ffmpeg fonts-dejavu-core python3-pip mosquitto mosquitto-clients
+  python3-gst-1.0 gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good gstreamer1.0-plugins-bad)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

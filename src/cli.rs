@@ -60,6 +60,36 @@ pub enum Command {
     Run(RunArgs),
     /// Check a daemon configuration file (and the model it names) without running anything.
     CheckConfig(CheckConfigArgs),
+    /// Run the daemon on N copies of a video played as real-time cameras; report drops, latency
+    /// and memory.
+    BenchCameras(BenchCamerasArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchCamerasArgs {
+    /// Video each camera plays in a loop at its own frame rate.
+    #[arg(value_name = "VIDEO")]
+    pub video: PathBuf,
+    /// Number of cameras.
+    #[arg(long, default_value_t = 16, value_name = "N")]
+    pub cameras: usize,
+    /// How long to run ("60s", "10m").
+    #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = parse_duration)]
+    pub duration: std::time::Duration,
+    /// Feature workers (one ONNX Runtime session each).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub workers: usize,
+    /// Most snippets per inference.
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    pub max_batch: usize,
+    /// Do not keep pre-roll rings or record clips.
+    #[arg(long)]
+    pub no_recording: bool,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

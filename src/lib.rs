@@ -1,7 +1,8 @@
 //! vigil: real-time video anomaly detection with RTFM.
 //!
-//! Layout (only `source` knows OpenCV, only `features` knows ONNX Runtime, only `pipeline`
-//! knows threads; `scorer` and `alert` are pure so every front end shares them):
+//! Layout (only `source` and the daemon's recorder know OpenCV, only `features` knows ONNX
+//! Runtime, only `pipeline` and `daemon` know threads; `scorer` and `alert` are pure so every
+//! front end shares them):
 //!
 //! - [`cli`]: subcommands and flags; [`cmd`]: one file per subcommand, wiring only.
 //! - [`model`]: the model directory manifest (`model.toml`), validated at load.

@@ -20,6 +20,7 @@ fn main() -> ExitCode {
         Command::Train(a) => vigil::cmd::train::run(a),
         Command::Run(a) => vigil::cmd::run::run(a),
         Command::CheckConfig(a) => vigil::cmd::run::check(a),
+        Command::BenchCameras(a) => vigil::cmd::run::bench_cameras(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

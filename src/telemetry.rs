@@ -36,8 +36,12 @@ pub const CAMERA_UP: MetricDef = def("vigil_camera_up", "gauge", "1 while the ca
 pub const ALERTS: MetricDef = def("vigil_alerts_total", "counter", "Alert start events per camera.");
 pub const ALERTS_SUPPRESSED: MetricDef =
     def("vigil_alerts_suppressed_total", "counter", "Alert starts dropped by the camera's max_per_hour cap.");
-pub const STAGE_LATENCY: MetricDef =
-    def("vigil_stage_latency_seconds", "histogram", "Time from frame capture to the end of each stage.");
+pub const STAGE_LATENCY: MetricDef = def(
+    "vigil_stage_latency_seconds",
+    "histogram",
+    "Time from frame capture to the end of each stage (score and alert: from the capture of the newest frame \
+     the score needed, i.e. beyond the wait for the snippet and lookahead).",
+);
 pub const OUTBOX_ENQUEUED: MetricDef = def(
     "vigil_outbox_enqueued_total",
     "counter",

@@ -523,3 +523,35 @@ fn check_config_accepts_the_example_and_names_the_key_of_each_bad_one() {
     let o = vigil(&["check-config", p(&path)]);
     assert_eq!(o.status.code(), Some(4), "{}", common::stderr(&o));
 }
+
+#[test]
+fn the_hourly_cap_drops_extra_alerts_and_a_disarmed_schedule_raises_none() {
+    let f = fixture();
+    // Each loop of the clip raises one alert; at most two per hour get through.
+    let camera = format!("source = \"{}\"\npace = \"fast\"\nloop = true\nalert = {{ max_per_hour = 2 }}", p(&f.clip));
+    let mut d = Daemon::start(&camera, "");
+    d.wait_ready();
+    wait_until("a third alert to be suppressed", Duration::from_secs(120), || d.log().contains("suppressed"));
+    assert_eq!(d.metric("vigil_alerts_suppressed_total"), 1.0);
+    d.signal("-TERM");
+    assert!(d.wait_exit(Duration::from_secs(30)).success(), "{}", d.log());
+    let evs = d.events();
+    assert_eq!(starts(&evs).len(), 2, "{evs:#?}");
+    assert!(evs.iter().all(|e| starts(&evs).iter().any(|s| s.id == e.id)), "no event of a suppressed alert");
+
+    // Armed only from two to three hours from now, every day: the event raises nothing now.
+    use chrono::Timelike;
+    let now = chrono::Local::now();
+    let at = |h: u32| format!("{:02}:{:02}", (now.hour() + h) % 24, now.minute());
+    let days = r#"["mon", "tue", "wed", "thu", "fri", "sat", "sun"]"#;
+    let camera = format!(
+        "source = \"{}\"\npace = \"fast\"\n[[cameras.schedule]]\ndays = {days}\nstart = \"{}\"\nend = \"{}\"",
+        p(&f.clip),
+        at(2),
+        at(3)
+    );
+    let mut d = Daemon::start(&camera, "");
+    assert!(d.wait_exit(Duration::from_secs(120)).success(), "{}", d.log());
+    assert!(d.log().contains("file ended"));
+    assert!(d.events().is_empty(), "{:#?}", d.events());
+}

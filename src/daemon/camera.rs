@@ -62,6 +62,14 @@ pub struct CameraTask {
 /// What a camera thread did (for the log line at exit and for tests).
 #[derive(Debug, Default, Clone)]
 pub struct CameraSummary {
+    /// Capture counters at the end.
+    pub frames_in: u64,
+    pub frames_dropped: u64,
+    pub frames_processed: u64,
+    pub reconnects: u64,
+    /// Per scored snippet: from the capture of the newest frame its score needed (the last frame
+    /// of the lookahead) to the score, i.e. latency beyond the unavoidable snippet and lookahead wait.
+    pub score_latency: crate::stats::Samples,
     pub snippets: u64,
     pub alerts: u64,
     pub suppressed: u64,
@@ -278,10 +286,14 @@ impl CameraTask {
             tracing::error!(camera = %id, "scoring: {e}");
             Vec::new()
         });
-        self.handle_scored(&mut scoring, scored, &mut rec, &mut summary);
+        self.handle_scored(&mut scoring, scored, None, &mut rec, &mut summary);
         if let Some(ev) = scoring.alerts.finish() {
             self.emit(&mut scoring, ev, &mut rec, &mut summary);
         }
+        summary.frames_in = self.counters.frames_in.load(Ordering::Relaxed);
+        summary.frames_dropped = self.counters.frames_dropped.load(Ordering::Relaxed);
+        summary.frames_processed = self.counters.frames_processed.load(Ordering::Relaxed);
+        summary.reconnects = self.counters.reconnects.load(Ordering::Relaxed);
         if let Some(mut r) = rec.take() {
             r.tx = None;
             if let Some(h) = r.thread.take() {
@@ -319,7 +331,7 @@ impl CameraTask {
             };
             if restart {
                 let scored = scoring.stream.finish().unwrap_or_default();
-                self.handle_scored(scoring, scored, rec, summary);
+                self.handle_scored(scoring, scored, None, rec, summary);
                 scoring.stream = StreamScorer::new(scoring.rtfm.clone(), scoring.cfg, scoring.crops, scoring.dim);
             }
             let frames = r.meta.last_frame.saturating_sub(r.meta.first_frame) + 1;
@@ -327,16 +339,18 @@ impl CameraTask {
             summary.snippets += 1;
             scoring.metas.push_back(r.meta);
             match scoring.stream.push(feats.view()) {
-                Ok(scored) => self.handle_scored(scoring, scored, rec, summary),
+                Ok(scored) => self.handle_scored(scoring, scored, Some(r.meta.captured), rec, summary),
                 Err(e) => tracing::error!(camera = %scoring.id, "scoring: {e}"),
             }
         }
     }
 
+    /// `newest`: capture instant of the newest frame these scores needed (None when draining).
     fn handle_scored(
         &self,
         scoring: &mut Scoring,
         scored: Vec<Scored>,
+        newest: Option<Instant>,
         rec: &mut Option<Recording>,
         summary: &mut CameraSummary,
     ) {
@@ -346,7 +360,11 @@ impl CameraTask {
         };
         for s in scored {
             let Some(meta) = scoring.metas.pop_front() else { continue };
-            self.metrics.observe_since(Stage::Score, meta.captured);
+            if let Some(t) = newest {
+                let lat = t.elapsed();
+                self.metrics.stage(Stage::Score).observe(lat);
+                summary.score_latency.push(lat);
+            }
             let frame_ms = 1000.0 / 10.0f64.max(1.0);
             let end_ms = if meta.last_frame > meta.first_frame {
                 meta.end_ms + (meta.end_ms - meta.start_ms) / (meta.last_frame - meta.first_frame) as f64
@@ -370,7 +388,9 @@ impl CameraTask {
             for ev in events {
                 self.emit(scoring, ev, rec, summary);
             }
-            self.metrics.observe_since(Stage::Alert, meta.captured);
+            if let Some(t) = newest {
+                self.metrics.observe_since(Stage::Alert, t);
+            }
             if let Some(r) = rec.as_ref() {
                 // Clips may be written up to here: while an alert is open, no further than its
                 // post-roll would reach if it ended now.

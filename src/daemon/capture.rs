@@ -205,3 +205,67 @@ impl Capture {
         self.set_online(&mut online, false);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crossbeam_channel::bounded;
+
+    fn capture(pace: &str) -> (Capture, Arc<CameraMetrics>) {
+        let cfg =
+            Config::from_str(&format!("[[cameras]]\nid = \"c\"\nsource = \"x.avi\"\npace = \"{pace}\"\n"), "t.toml")
+                .unwrap();
+        let metrics = Metrics::new(["c"], Vec::<String>::new());
+        let counters = metrics.camera("c").unwrap();
+        let (status, _) = crossbeam_channel::unbounded();
+        let cap = Capture {
+            cam: cfg.cameras[0].clone(),
+            metrics,
+            counters: Arc::clone(&counters),
+            status,
+            stop: Arc::default(),
+        };
+        (cap, counters)
+    }
+
+    fn frame(index: u64) -> Feed {
+        Feed::Frame(Frame { index, pts_ms: 0.0, width: 2, height: 2, data: vec![0; 12], captured: Instant::now() })
+    }
+
+    fn indices(rx: &Receiver<Feed>) -> Vec<u64> {
+        rx.try_iter().filter_map(|f| if let Feed::Frame(f) = f { Some(f.index) } else { None }).collect()
+    }
+
+    #[test]
+    fn a_full_live_queue_drops_the_oldest_frames_and_counts_them() {
+        let (cap, counters) = capture("realtime");
+        assert!(is_live(&cap.cam));
+        let (tx, rx) = bounded(3);
+        for i in 0..10 {
+            assert!(cap.push(&tx, &rx, frame(i), true));
+        }
+        assert_eq!(indices(&rx), vec![7, 8, 9], "the newest frames are kept");
+        assert_eq!(counters.frames_dropped.load(Ordering::Relaxed), 7);
+    }
+
+    #[test]
+    fn a_fast_file_waits_instead_of_dropping_and_a_stop_releases_it() {
+        let (cap, counters) = capture("fast");
+        assert!(!is_live(&cap.cam));
+        let (tx, rx) = bounded(2);
+        assert!(cap.push(&tx, &rx, frame(0), false));
+        assert!(cap.push(&tx, &rx, frame(1), false));
+        let stop = Arc::clone(&cap.stop);
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            stop.store(true, Ordering::Relaxed);
+        });
+        let started = Instant::now();
+        assert!(!cap.push(&tx, &rx, frame(2), false), "a stop gives up the blocked frame");
+        assert!(started.elapsed() >= Duration::from_millis(250));
+        t.join().unwrap();
+        assert_eq!(indices(&rx), vec![0, 1]);
+        assert_eq!(counters.frames_dropped.load(Ordering::Relaxed), 0);
+    }
+}
