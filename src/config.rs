@@ -413,9 +413,10 @@ pub struct Config {
     /// Window scoring (default: `ScorerConfig::default()`).
     #[serde(default)]
     pub scorer: ScorerConfig,
-    /// Global alert settings (defaults: see [`AlertSettings`]).
+    /// Global alert settings; a key left out takes the model manifest's `[alert]` value
+    /// (`max_per_hour`: 20). See [`Config::apply_model_alert`].
     #[serde(default)]
-    pub alert: AlertSettings,
+    pub alert: AlertOverrides,
     #[serde(default)]
     pub workers: WorkersConfig,
     #[serde(default)]
@@ -449,6 +450,34 @@ impl Config {
         Ok(cfg)
     }
 
+    /// Sets every camera's effective alert settings from the model's thresholds (`model`, its
+    /// manifest `[alert]`), laid under the global `[alert]` and the camera's own `alert`, and
+    /// checks the result; `path` names the config file in errors.
+    pub fn apply_model_alert(&mut self, model: AlertPolicy, path: &Path) -> Result<(), ConfigError> {
+        let base = AlertSettings {
+            on: model.on,
+            off: model.off,
+            min_duration_s: model.min_duration_s,
+            hold_s: model.hold_s,
+            cooldown_s: model.cooldown_s,
+            max_per_hour: AlertSettings::default().max_per_hour,
+        }
+        .merged(&self.alert);
+        for (i, cam) in self.cameras.iter_mut().enumerate() {
+            let merged = base.merged(&cam.alert);
+            merged.policy().validate().map_err(|(k, r)| ConfigError::Invalid {
+                path: path.to_path_buf(),
+                key: format!("cameras[{i}].alert.{k}"),
+                reason: format!(
+                    "{r} (after merging the model's [alert] thresholds on = {}, off = {})",
+                    model.on, model.off
+                ),
+            })?;
+            cam.effective_alert = merged;
+        }
+        Ok(())
+    }
+
     /// The enabled cameras.
     pub fn enabled_cameras(&self) -> impl Iterator<Item = &CameraConfig> {
         self.cameras.iter().filter(|c| c.enabled)
@@ -460,9 +489,11 @@ impl Config {
         if self.cameras.is_empty() {
             return err("cameras", "at least one [[cameras]] entry is required".into());
         }
-        let mut global = self.alert.policy();
+        // Until the model is known, the built-in defaults stand in for its thresholds.
+        let global_settings = AlertSettings::default().merged(&self.alert);
+        let mut global = global_settings.policy();
         global.validate().map_err(|(k, r)| (format!("alert.{k}"), r))?;
-        if self.alert.max_per_hour == 0 {
+        if global_settings.max_per_hour == 0 {
             return err("alert.max_per_hour", "must be at least 1".into());
         }
         let mut seen = HashSet::new();
@@ -510,7 +541,7 @@ impl Config {
                 return Err((key("stall_timeout"), "must be greater than 0".into()));
             }
             check_backoff(&cam.reconnect).map_err(|(k, r)| (key(&format!("reconnect.{k}")), r))?;
-            let merged = self.alert.merged(&cam.alert);
+            let merged = global_settings.merged(&cam.alert);
             global = merged.policy();
             global
                 .validate()

@@ -9,7 +9,9 @@ use crate::daemon::{self, RunOptions};
 use crate::model::ModelDir;
 
 pub fn run(args: &RunArgs) -> anyhow::Result<()> {
-    let cfg = Config::load(&args.config)?;
+    let mut cfg = Config::load(&args.config)?;
+    let model = ModelDir::load(&daemon::model_dir(&cfg))?;
+    cfg.apply_model_alert(model.manifest.alert, &args.config)?;
     let stop = Arc::new(AtomicBool::new(false));
     daemon::install_signals(Arc::clone(&stop))?;
     let summary = daemon::run(cfg, RunOptions { duration: args.duration, stop: Some(stop), on_ready: None })?;
@@ -34,9 +36,10 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
 }
 
 pub fn check(args: &CheckConfigArgs) -> anyhow::Result<()> {
-    let cfg = Config::load(&args.file)?;
+    let mut cfg = Config::load(&args.file)?;
     let model = ModelDir::load(&daemon::model_dir(&cfg))?;
     model.extractor_parts()?;
+    cfg.apply_model_alert(model.manifest.alert, &args.file)?;
     let enabled = cfg.enabled_cameras().count();
     println!(
         "{}: OK: {} cameras ({} enabled), model {} ({}), sinks [{}], recording {}, http {}",
@@ -79,7 +82,9 @@ pub fn bench_cameras(args: &BenchCamerasArgs) -> anyhow::Result<()> {
         !args.no_recording,
         quote(&rec_dir)
     ));
-    let cfg = Config::from_str(&text, "<bench-cameras>")?;
+    let mut cfg = Config::from_str(&text, "<bench-cameras>")?;
+    let m = ModelDir::load(&daemon::model_dir(&cfg))?;
+    cfg.apply_model_alert(m.manifest.alert, std::path::Path::new("<bench-cameras>"))?;
     let ready_rss = Arc::new(AtomicU64::new(0));
     let r = Arc::clone(&ready_rss);
     let on_ready: Arc<dyn Fn(std::net::SocketAddr) + Send + Sync> = Arc::new(move |_| {

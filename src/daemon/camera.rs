@@ -82,6 +82,7 @@ struct Recording {
     thread: Option<std::thread::JoinHandle<Recorder>>,
     interval_ms: f64,
     next_ms: f64,
+    live: bool,
 }
 
 /// The scoring half: features in snippet order -> scores -> alert events.
@@ -154,14 +155,18 @@ impl CameraTask {
             let snippet_s = (self.recipe.snippet_frames * self.recipe.frame_stride.max(1)) as f64 / 10.0;
             let delay =
                 Duration::from_secs_f64(snippet_s * (self.scorer.lookahead as f64 + 1.0) + policy.min_duration_s + 2.0);
-            let recorder = Recorder::new(&id, cfg.clone(), cfg.max_fps, delay, Arc::clone(&self.active_clips));
-            let (tx, rx) = unbounded();
+            let live = super::capture::is_live(&self.cam);
+            let mut recorder = Recorder::new(&id, cfg.clone(), cfg.max_fps, delay, Arc::clone(&self.active_clips));
+            if live {
+                recorder = recorder.live(Duration::from_secs(5));
+            }
+            let (tx, rx) = crossbeam_channel::bounded(record::QUEUE);
             let thread = std::thread::Builder::new()
                 .name(format!("rec-{id}"))
                 .spawn(move || record::run(recorder, rx))
                 .map_err(|e| tracing::error!(camera = %id, "cannot start the recorder thread: {e}"))
                 .ok();
-            Recording { cfg, tx: thread.as_ref().map(|_| tx), thread, interval_ms, next_ms: f64::NEG_INFINITY }
+            Recording { cfg, tx: thread.as_ref().map(|_| tx), thread, interval_ms, next_ms: f64::NEG_INFINITY, live }
         });
         let mut mask: Option<Mask> = None;
         let mut next_snippet = 0u64;
@@ -184,7 +189,9 @@ impl CameraTask {
                                 match record::to_rec_frame(&f, r.cfg.max_width) {
                                     Ok(rf) => {
                                         if let Some(tx) = &r.tx {
-                                            let _ = tx.send(RecMsg::Frame(rf));
+                                            // Live: a recorder that fell behind skips frames, never
+                                            // the camera. Files played fast lose nothing.
+                                            let _ = if r.live { tx.try_send(RecMsg::Frame(rf)).map_err(|_| ()) } else { tx.send(RecMsg::Frame(rf)).map_err(|_| ()) };
                                         }
                                     }
                                     Err(e) => tracing::warn!(camera = %id, "{e}"),

@@ -154,6 +154,9 @@ pub struct Recorder {
     cfg: RecordingConfig,
     fps: f64,
     span_ms: f64,
+    /// Live cameras: frames older than this before the newest go whatever the watermark says,
+    /// so a pipeline that falls behind cannot grow the ring without bound.
+    max_age_ms: Option<f64>,
     ring: VecDeque<RecFrame>,
     scored_ms: f64,
     clip: Option<OpenClip>,
@@ -179,12 +182,21 @@ impl Recorder {
             cfg,
             fps: fps.max(1.0),
             span_ms,
+            max_age_ms: None,
             ring: VecDeque::new(),
             scored_ms: f64::NEG_INFINITY,
             clip: None,
             active,
             finished: Vec::new(),
         }
+    }
+
+    /// Bounds the ring for a live camera: frames more than the span plus `slack` older than the
+    /// newest are dropped even when scoring has not reached them (an overloaded box then loses
+    /// the start of a pre-roll instead of memory).
+    pub fn live(mut self, slack: Duration) -> Recorder {
+        self.max_age_ms = Some(self.span_ms + slack.as_secs_f64() * 1000.0);
+        self
     }
 
     /// Frames held in the ring, and their bytes.
@@ -227,6 +239,11 @@ impl Recorder {
     /// still to write.
     fn evict(&mut self) {
         let keep_from = self.scored_ms - self.span_ms;
+        if let (Some(max), Some(newest)) = (self.max_age_ms, self.ring.back().map(|f| f.pts_ms)) {
+            while self.ring.front().is_some_and(|f| f.pts_ms < newest - max) {
+                self.ring.pop_front();
+            }
+        }
         while let Some(old) = self.ring.front() {
             let unwritten = self.clip.as_ref().is_some_and(|c| c.last_index.is_none_or(|l| old.index > l));
             if old.pts_ms >= keep_from || unwritten {
@@ -356,6 +373,10 @@ fn write_frame(c: &mut OpenClip, f: &RecFrame) -> Result<(), RecordError> {
     c.frames += 1;
     Ok(())
 }
+
+/// Messages a recorder's queue holds; frames beyond it are dropped (the ring is best effort),
+/// control messages wait.
+pub const QUEUE: usize = 64;
 
 /// The recorder thread: handles messages until the camera thread hangs up, then closes the
 /// open clip. Errors are logged and the thread goes on (a full disk must not stop alerts).
