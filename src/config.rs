@@ -49,6 +49,46 @@ pub struct AlertOverrides {
     pub max_per_hour: Option<u32>,
 }
 
+impl AlertOverrides {
+    /// `o`'s fields laid over these.
+    pub fn under(&self, o: &AlertOverrides) -> AlertOverrides {
+        AlertOverrides {
+            on: o.on.or(self.on),
+            off: o.off.or(self.off),
+            min_duration_s: o.min_duration_s.or(self.min_duration_s),
+            hold_s: o.hold_s.or(self.hold_s),
+            cooldown_s: o.cooldown_s.or(self.cooldown_s),
+            max_per_hour: o.max_per_hour.or(self.max_per_hour),
+        }
+    }
+}
+
+/// Checks the alert keys that are written: ranges, and `off <= on` when both are.
+fn check_alert(o: &AlertOverrides) -> Result<(), (&'static str, String)> {
+    if let Some(on) = o.on {
+        if !(on > 0.0 && on <= 1.0) {
+            return Err(("on", format!("must be in (0, 1], got {on}")));
+        }
+    }
+    if let Some(off) = o.off {
+        let on = o.on.unwrap_or(1.0);
+        if !(off >= 0.0 && off <= on) {
+            return Err(("off", format!("must be in [0, on = {on}], got {off}")));
+        }
+    }
+    for (key, v) in [("min_duration_s", o.min_duration_s), ("hold_s", o.hold_s), ("cooldown_s", o.cooldown_s)] {
+        if let Some(v) = v {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err((key, format!("must be a finite number of seconds >= 0, got {v}")));
+            }
+        }
+    }
+    if o.max_per_hour == Some(0) {
+        return Err(("max_per_hour", "must be at least 1".into()));
+    }
+    Ok(())
+}
+
 /// The global `[alert]` section: the alert policy plus a rate limit.
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -489,13 +529,9 @@ impl Config {
         if self.cameras.is_empty() {
             return err("cameras", "at least one [[cameras]] entry is required".into());
         }
-        // Until the model is known, the built-in defaults stand in for its thresholds.
-        let global_settings = AlertSettings::default().merged(&self.alert);
-        let mut global = global_settings.policy();
-        global.validate().map_err(|(k, r)| (format!("alert.{k}"), r))?;
-        if global_settings.max_per_hour == 0 {
-            return err("alert.max_per_hour", "must be at least 1".into());
-        }
+        // The model's thresholds fill the keys left out (Config::apply_model_alert); here only
+        // what is written is checked.
+        check_alert(&self.alert).map_err(|(k, r)| (format!("alert.{k}"), r))?;
         let mut seen = HashSet::new();
         for (i, cam) in self.cameras.iter_mut().enumerate() {
             let key = |k: &str| format!("cameras[{i}].{k}");
@@ -541,14 +577,11 @@ impl Config {
                 return Err((key("stall_timeout"), "must be greater than 0".into()));
             }
             check_backoff(&cam.reconnect).map_err(|(k, r)| (key(&format!("reconnect.{k}")), r))?;
-            let merged = global_settings.merged(&cam.alert);
-            global = merged.policy();
-            global
-                .validate()
+            let written = self.alert.under(&cam.alert);
+            check_alert(&written)
                 .map_err(|(k, r)| (key(&format!("alert.{k}")), format!("{r} (after merging [alert] defaults)")))?;
-            if merged.max_per_hour == 0 {
-                return Err((key("alert.max_per_hour"), "must be at least 1".into()));
-            }
+            // Provisional until the model's thresholds are known.
+            let merged = AlertSettings::default().merged(&written);
             cam.effective_alert = merged;
         }
         self.scorer.validate().map_err(|(k, r)| (format!("scorer.{k}"), r))?;

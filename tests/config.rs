@@ -128,7 +128,12 @@ fn bad_configs_are_rejected_with_file_key_and_reason() {
         ),
         ("url without host", "[[cameras]]\nid = \"c\"\nsource = \"rtsp://\"\n".into(), "cameras[0].source", "URL"),
         ("loop on a stream", cam("loop = true"), "cameras[0].loop", "only file sources"),
-        ("off above on after merge", cam("alert = { off = 0.9 }"), "cameras[0].alert.off", "after merging"),
+        (
+            "off above on after merge",
+            format!("{}[alert]\non = 0.8\n", cam("alert = { off = 0.9 }")),
+            "cameras[0].alert.off",
+            "after merging",
+        ),
         ("global off above on", format!("{}[alert]\non = 0.5\noff = 0.6\n", cam("")), "alert.off", "must be in [0, on"),
         ("zero workers", format!("{}[workers]\ncount = 0\n", cam("")), "workers.count", "at least 1"),
         (
@@ -245,4 +250,25 @@ fn toml_errors_keep_line_and_key() {
 fn load_names_a_missing_file() {
     let err = Config::load("/nonexistent/vigil.toml").unwrap_err().to_string();
     assert!(err.contains("/nonexistent/vigil.toml"), "{err}");
+}
+
+#[test]
+fn alert_keys_left_out_take_the_models_thresholds() {
+    use vigil::alert::AlertPolicy;
+    let text = format!(
+        "{MIN}alert = {{ on = 0.95 }}\n[[cameras]]\nid = \"cam2\"\nsource = \"x.mp4\"\n[alert]\nhold_s = 3.0\n"
+    );
+    let mut cfg = Config::from_str(&text, "t.toml").unwrap();
+    let model = AlertPolicy { on: 0.9, off: 0.7, min_duration_s: 0.5, hold_s: 1.0, cooldown_s: 4.0 };
+    cfg.apply_model_alert(model, Path::new("t.toml")).unwrap();
+    let (a, b) = (&cfg.cameras[0].effective_alert, &cfg.cameras[1].effective_alert);
+    // cam1: its own on; off and durations from the model; hold from [alert].
+    assert_eq!((a.on, a.off, a.min_duration_s, a.hold_s, a.cooldown_s, a.max_per_hour), (0.95, 0.7, 0.5, 3.0, 4.0, 20));
+    assert_eq!((b.on, b.off, b.hold_s), (0.9, 0.7, 3.0));
+    // A camera `off` above the model's `on` is caught once the model is known, naming the key.
+    let text = format!("{MIN}alert = {{ off = 0.8 }}\n");
+    let mut cfg = Config::from_str(&text, "t.toml").unwrap();
+    let low = AlertPolicy { on: 0.5, off: 0.3, ..AlertPolicy::default() };
+    let err = cfg.apply_model_alert(low, Path::new("t.toml")).unwrap_err().to_string();
+    assert!(err.contains("t.toml") && err.contains("cameras[0].alert.off") && err.contains("model's"), "{err}");
 }
