@@ -218,14 +218,7 @@ impl CameraTask {
                         };
                         self.metrics.observe_since(Stage::Preprocess, f.captured);
                         if let Some(s) = asm.push(prepared) {
-                            let meta = SnippetMeta {
-                                index: next_snippet,
-                                first_frame: s.first_frame,
-                                last_frame: s.last_frame,
-                                start_ms: s.start_ms,
-                                end_ms: s.end_ms,
-                                captured: s.captured,
-                            };
+                            let meta = SnippetMeta::of(next_snippet, &s);
                             next_snippet += 1;
                             if self.jobs.send(Job { meta, clip: s.clip, reply: reply_tx.clone() }).is_err() {
                                 break;
@@ -255,14 +248,7 @@ impl CameraTask {
         // Drain: a file that ended keeps its last partial snippet (loop-padded, as in replay).
         if file_ended {
             if let Some(s) = asm.finish() {
-                let meta = SnippetMeta {
-                    index: next_snippet,
-                    first_frame: s.first_frame,
-                    last_frame: s.last_frame,
-                    start_ms: s.start_ms,
-                    end_ms: s.end_ms,
-                    captured: s.captured,
-                };
+                let meta = SnippetMeta::of(next_snippet, &s);
                 if self.jobs.send(Job { meta, clip: s.clip, reply: reply_tx.clone() }).is_ok() {
                     next_snippet += 1;
                 }

@@ -27,6 +27,20 @@ pub struct SnippetMeta {
     pub captured: Instant,
 }
 
+impl SnippetMeta {
+    /// The metadata of `s`, numbered `index` in its camera's stream.
+    pub fn of(index: u64, s: &crate::preprocess::Snippet) -> SnippetMeta {
+        SnippetMeta {
+            index,
+            first_frame: s.first_frame,
+            last_frame: s.last_frame,
+            start_ms: s.start_ms,
+            end_ms: s.end_ms,
+            captured: s.captured,
+        }
+    }
+}
+
 /// One snippet for extraction.
 pub struct Job {
     pub meta: SnippetMeta,
