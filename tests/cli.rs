@@ -10,6 +10,9 @@ mod common;
 use common::{assert_fails, p, root, stderr, vigil, vtest};
 use vigil::npy::{encode, encode_f64_vector};
 
+/// Feature width of the shipped default model (`[features] dim`).
+const DIM: usize = 124;
+
 fn default_model() -> PathBuf {
     root().join("models/default")
 }
@@ -129,13 +132,23 @@ fn bad_model_directories_exit_4() {
     let m = model_with(|t| t.replace("snippet_frames = 16\n", ""));
     assert_fails(&vigil(&["replay", vtest(), "--model", p(m.path())]), 4, &["model.toml", "snippet_frames"]);
 
-    let m = model_with(|t| t.replace("dim = 256", "dim = \"wide\""));
+    let m = model_with(|t| t.replace("dim = 124", "dim = \"wide\""));
     assert_fails(&vigil(&["replay", vtest(), "--model", p(m.path())]), 4, &["model.toml", "dim"]);
 
     let m = model_with(|t| t.replace("[scorer]", "[scorer]\nwindo = 3"));
     assert_fails(&vigil(&["replay", vtest(), "--model", p(m.path())]), 4, &["model.toml", "windo"]);
 
-    let m = model_with(|t| t.replace("off = 0.4", "off = 0.9"));
+    // Off above on, whatever thresholds the shipped model was trained with.
+    let m = model_with(|t| {
+        t.lines()
+            .map(|l| match l {
+                l if l.starts_with("on = ") => "on = 0.5",
+                l if l.starts_with("off = ") => "off = 0.9",
+                l => l,
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    });
     assert_fails(&vigil(&["replay", vtest(), "--model", p(m.path())]), 4, &["alert.off"]);
 
     // The manifest says 16 frames per snippet but the ONNX model's real input says so too: make
@@ -161,12 +174,12 @@ fn bad_model_directories_exit_4() {
 #[test]
 fn score_feature_files_json() {
     let dir = tempfile::tempdir().unwrap();
-    let f32s: Vec<u8> = (0..(7 * 256)).flat_map(|i| ((i % 13) as f32 * 0.1).to_le_bytes()).collect();
+    let f32s: Vec<u8> = (0..(7 * DIM)).flat_map(|i| ((i % 13) as f32 * 0.1).to_le_bytes()).collect();
     let a = dir.path().join("a.npy");
-    std::fs::write(&a, encode("<f4", &[7, 1, 256], &f32s)).unwrap();
-    let f64s: Vec<u8> = (0..(2 * 256)).flat_map(|i| ((i % 5) as f64 * 0.2).to_le_bytes()).collect();
+    std::fs::write(&a, encode("<f4", &[7, 1, DIM], &f32s)).unwrap();
+    let f64s: Vec<u8> = (0..(2 * DIM)).flat_map(|i| ((i % 5) as f64 * 0.2).to_le_bytes()).collect();
     let b = dir.path().join("b.npy");
-    std::fs::write(&b, encode("<f8", &[2, 256], &f64s)).unwrap();
+    std::fs::write(&b, encode("<f8", &[2, DIM], &f64s)).unwrap();
     let o = vigil(&["score", p(&a), p(&b), "--json"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let rows: Vec<Value> =
@@ -189,16 +202,16 @@ fn score_bad_feature_files_exit_5() {
     std::fs::write(&obj, encode("|O", &[3], &[0u8; 24])).unwrap();
     assert_fails(&vigil(&["score", p(&obj)]), 5, &["obj.npy", "object"]);
     let ints = dir.path().join("ints.npy");
-    std::fs::write(&ints, encode("<i4", &[2, 1, 256], &[0u8; 2048])).unwrap();
+    std::fs::write(&ints, encode("<i4", &[2, 1, DIM], &vec![0u8; 2 * DIM * 4])).unwrap();
     assert_fails(&vigil(&["score", p(&ints)]), 5, &["ints.npy", "float32"]);
     let wide = dir.path().join("wide.npy");
     std::fs::write(&wide, encode("<f4", &[2, 1, 2048], &vec![0u8; 2 * 2048 * 4])).unwrap();
-    assert_fails(&vigil(&["score", p(&wide)]), 5, &["wide.npy", "256"]);
+    assert_fails(&vigil(&["score", p(&wide)]), 5, &["wide.npy", "124"]);
     let rank = dir.path().join("rank.npy");
-    std::fs::write(&rank, encode("<f4", &[2, 1, 1, 256], &vec![0u8; 2 * 256 * 4])).unwrap();
-    assert_fails(&vigil(&["score", p(&rank)]), 5, &["rank.npy", "[T, crops, 256]"]);
+    std::fs::write(&rank, encode("<f4", &[2, 1, 1, DIM], &vec![0u8; 2 * DIM * 4])).unwrap();
+    assert_fails(&vigil(&["score", p(&rank)]), 5, &["rank.npy", "[T, crops, 124]"]);
     let trunc = dir.path().join("trunc.npy");
-    std::fs::write(&trunc, encode("<f4", &[9, 1, 256], &[0u8; 100])).unwrap();
+    std::fs::write(&trunc, encode("<f4", &[9, 1, DIM], &[0u8; 100])).unwrap();
     assert_fails(&vigil(&["score", p(&trunc)]), 5, &["trunc.npy", "truncated"]);
 }
 

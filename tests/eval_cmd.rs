@@ -74,8 +74,8 @@ fn features_follow_the_rtfm_layout_and_list_order() {
     for ((npy, video), frames) in names.iter().zip(videos.lines()).zip(test_frames(&f.synth)) {
         let stem = Path::new(video).file_stem().unwrap().to_str().unwrap();
         assert_eq!(*npy, format!("{stem}.npy"), "relative to the list, same order");
-        let a = vigil::npy::read_features(&f.feat.join(npy), Some(256)).unwrap();
-        assert_eq!(a.shape(), &[frames.div_ceil(16), 1, 256], "{npy}: T = ceil({frames} / 16)");
+        let a = vigil::npy::read_features(&f.feat.join(npy), Some(124)).unwrap();
+        assert_eq!(a.shape(), &[frames.div_ceil(16), 1, 124], "{npy}: T = ceil({frames} / 16)");
     }
 }
 
@@ -207,7 +207,7 @@ fn bad_lists_features_and_ground_truth_exit_with_their_codes() {
     vigil::npy::write_f32(&narrow, &[4, 1, 128], &[0.5; 512]).unwrap();
     let wl = d.join("width.list");
     std::fs::write(&wl, format!("{}\n{}\n", p(&f.feat.join("test_proc_nor_0001.npy")), p(&narrow))).unwrap();
-    assert_fails(&eval(&wl, &gt), 5, &["width.list:2", "narrow.npy", "256"]);
+    assert_fails(&eval(&wl, &gt), 5, &["width.list:2", "narrow.npy", "124"]);
 
     // A gt whose length does not match: the gt file, both lengths, where it stops fitting.
     let full = vigil::npy::read_vector(&gt).unwrap().to_vec();
@@ -254,6 +254,6 @@ fn features_of_videos_of_different_frame_sizes_in_one_batch() {
     assert!(out.contains("wrote 2 feature files"), "{out}");
     let list = std::fs::read_to_string(dir.path().join("features.list")).unwrap();
     assert_eq!(list, "vtest.npy\ntest_proc_nor_0001.npy\n");
-    let a = vigil::npy::read_features(&dir.path().join("vtest.npy"), Some(256)).unwrap();
-    assert_eq!(a.shape(), &[795usize.div_ceil(16), 1, 256]);
+    let a = vigil::npy::read_features(&dir.path().join("vtest.npy"), Some(124)).unwrap();
+    assert_eq!(a.shape(), &[795usize.div_ceil(16), 1, 124]);
 }

@@ -272,3 +272,69 @@ fn paper_loss_trains_without_validation() {
     assert_eq!(rec["options"]["loss"]["kind"], "paper");
     assert_eq!(rec["options"]["loss"]["margin"], 5.0);
 }
+
+/// Frame-level ROC AUC that `vigil eval` reports for `model` on a feature list.
+fn eval_auc(list: &Path, gt: &Path, model: &Path) -> f64 {
+    let o = vigil(&["eval", "--list", s(list), "--gt", s(gt), "--model", s(model), "--json", "--no-progress"]);
+    assert!(o.status.success(), "eval failed:\n{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    v["auc"].as_f64().unwrap()
+}
+
+/// The whole loop on the `small` benchmark, as a user runs it: `vigil synth`, `vigil features`
+/// with the shipped extractor, `vigil train` from the shipped model's widths, `vigil eval` on
+/// the held-out test videos. The trained network must beat chance clearly; the same network
+/// with random weights must not.
+#[test]
+fn small_benchmark_loop_learns_from_video_labels() {
+    let vtest = common::vtest();
+    let dir = tempfile::tempdir().unwrap();
+    let t = std::time::Instant::now();
+    let bench = dir.path().join("bench");
+    common::assert_ok(&vigil(&["synth", "--out", s(&bench), "--size", "small", "--seed", "1", "--source", vtest]));
+    let feats = dir.path().join("feats");
+    for split in ["train", "test"] {
+        let list = bench.join(format!("{split}.list"));
+        common::assert_ok(&vigil(&["features", "--list", s(&list), "--out", s(&feats), "--no-progress"]));
+    }
+    eprintln!("synth + features: {:.1} s", t.elapsed().as_secs_f64());
+
+    let videos = std::fs::read_to_string(bench.join("train.list")).unwrap();
+    let abnormal = videos.lines().filter(|l| l.contains("_abn_")).count().to_string();
+    let trained = dir.path().join("trained");
+    let o = vigil(&[
+        "train",
+        "--train-list",
+        s(&feats.join("train.list")),
+        "--abnormal",
+        &abnormal,
+        "--out",
+        s(&trained),
+        "--iterations",
+        "200",
+        "--seed",
+        "0",
+        "--no-progress",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    eprintln!("+ train: {:.1} s", t.elapsed().as_secs_f64());
+
+    // The untrained control: the trained model directory with random RTFM weights.
+    let untrained = dir.path().join("untrained");
+    std::fs::create_dir_all(&untrained).unwrap();
+    for f in ["extractor.onnx", "model.toml"] {
+        std::fs::copy(trained.join(f), untrained.join(f)).unwrap();
+    }
+    let manifest = ModelDir::load(&trained).unwrap().manifest;
+    Rtfm::new_random(&manifest.rtfm.widths(), 0).unwrap().save(&untrained.join("rtfm.safetensors")).unwrap();
+
+    let gt = bench.join("gt-test.npy");
+    let test = feats.join("test.list");
+    let (auc_trained, auc_untrained) = (eval_auc(&test, &gt, &trained), eval_auc(&test, &gt, &untrained));
+    eprintln!(
+        "small test split: ROC AUC trained {auc_trained:.4}, untrained {auc_untrained:.4} ({:.1} s in all)",
+        t.elapsed().as_secs_f64()
+    );
+    assert!(auc_trained >= 0.8, "trained ROC AUC {auc_trained} (untrained {auc_untrained})");
+    assert!(auc_untrained < 0.8, "untrained ROC AUC {auc_untrained} is already high");
+}
