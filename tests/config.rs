@@ -21,8 +21,8 @@ fn example_config_parses() {
     assert_eq!(cfg.cameras.len(), 2);
     let c = &cfg.cameras[0];
     assert_eq!(c.id, "front-door");
-    assert_eq!(c.effective_alert.on, 0.7);
-    assert_eq!(c.effective_alert.off, 0.4);
+    assert_eq!(c.effective_alert.on, 0.995);
+    assert_eq!(c.effective_alert.off, 0.95);
     assert_eq!(c.effective_alert.max_per_hour, 10);
     assert_eq!(cfg.cameras[1].pace, Pace::Fast);
     assert!(matches!(cfg.cameras[1].source, Source::File(_)));
