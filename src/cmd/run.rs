@@ -7,6 +7,7 @@ use crate::cli::{BenchCamerasArgs, CheckConfigArgs, RunArgs};
 use crate::config::Config;
 use crate::daemon::{self, RunOptions};
 use crate::model::ModelDir;
+use crate::source::FrameSource;
 
 pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     let mut cfg = Config::load(&args.config)?;
@@ -111,6 +112,11 @@ pub fn bench_cameras(args: &BenchCamerasArgs) -> anyhow::Result<()> {
         processed += s.frames_processed;
     }
     let ready = ready_rss.load(Ordering::Relaxed) as f64 / 1000.0;
+    // A file paced in real time that decodes too slowly falls behind instead of dropping: the
+    // share of the frames a real camera would have sent that were read says whether it kept up.
+    let fps = crate::source::OpenCvSource::open_file(&args.video).map(|s| s.info().fps).unwrap_or(0.0);
+    let expected = fps * wall * args.cameras as f64;
+    let kept_up = if expected > 0.0 { fin as f64 / expected } else { 0.0 };
     let n = args.cameras as f64;
     let report = serde_json::json!({
         "video": args.video.display().to_string(),
@@ -122,6 +128,8 @@ pub fn bench_cameras(args: &BenchCamerasArgs) -> anyhow::Result<()> {
         "frames_processed": processed,
         "frames_dropped": dropped,
         "frames_in_per_s": fin as f64 / wall,
+        "video_fps": fps,
+        "realtime_ratio": kept_up,
         "score_latency_ms": { "count": lat.len(), "p50": lat.percentile_ms(50.0), "p99": lat.percentile_ms(99.0), "max": lat.percentile_ms(100.0) },
         "rss_mb": { "ready": ready, "quarter": quarter_rss, "end": end_rss, "peak": super::bench::peak_rss_mb().unwrap_or(0.0) },
         "rss_per_camera_mb": (end_rss - ready) / n,
@@ -131,7 +139,7 @@ pub fn bench_cameras(args: &BenchCamerasArgs) -> anyhow::Result<()> {
         println!("{report}");
     } else {
         println!(
-            "{} cameras x {} for {:.0} s ({} worker(s), recording {}):\n  frames in {} ({:.0}/s), processed {}, dropped {}\n  \
+            "{} cameras x {} for {:.0} s ({} worker(s), recording {}):\n  frames in {} ({:.0}/s, {:.1}% of real time), processed {}, dropped {}\n  \
              capture-to-score latency beyond snippet+lookahead: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} snippets)\n  \
              RSS: ready {:.0} MB, at 1/4 {:.0} MB, end {:.0} MB, peak {:.0} MB; per camera {:.1} MB; growth after 1/4 {:+.1}%",
             args.cameras,
@@ -141,6 +149,7 @@ pub fn bench_cameras(args: &BenchCamerasArgs) -> anyhow::Result<()> {
             if args.no_recording { "off" } else { "on" },
             fin,
             fin as f64 / wall,
+            kept_up * 100.0,
             processed,
             dropped,
             lat.percentile_ms(50.0),

@@ -81,6 +81,7 @@ pub fn model_dir(cfg: &Config) -> PathBuf {
 /// Runs the daemon until stopped (or until every camera is a file that ended).
 pub fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<RunSummary> {
     let started = Instant::now();
+    record::single_threaded_opencv();
     let model = ModelDir::load(&model_dir(&cfg))?;
     let recipe = model.extractor_parts()?.1.clone();
     let (crops, dim) = (model.manifest.features.crops, model.manifest.features.dim);

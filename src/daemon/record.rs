@@ -376,7 +376,7 @@ fn write_frame(c: &mut OpenClip, f: &RecFrame) -> Result<(), RecordError> {
 
 /// Messages a recorder's queue holds; frames beyond it are dropped (the ring is best effort),
 /// control messages wait.
-pub const QUEUE: usize = 64;
+pub const QUEUE: usize = 16;
 
 /// The recorder thread: handles messages until the camera thread hangs up, then closes the
 /// open clip. Errors are logged and the thread goes on (a full disk must not stop alerts).
@@ -439,6 +439,15 @@ pub fn enforce_retention(
         }
     }
     Ok(deleted)
+}
+
+/// Makes OpenCV run its image functions (resize, colour conversion, JPEG) in the calling thread.
+/// The daemon calls them on many camera threads at once; fanning each small call out to OpenCV's
+/// own pool only adds contention.
+pub fn single_threaded_opencv() {
+    if let Err(e) = opencv::core::set_num_threads(1) {
+        tracing::warn!("cannot set OpenCV's thread count: {e}");
+    }
 }
 
 #[cfg(test)]
