@@ -151,7 +151,9 @@ impl CameraTask {
         let mut rec = self.recording.clone().map(|cfg| {
             let interval_ms = 1000.0 / cfg.max_fps;
             // The ring covers the pre-roll plus the detection delay: a snippet, the lookahead,
-            // the minimum duration, and slack for queues.
+            // the minimum duration, and slack for queues. The camera's rate is not known before
+            // its first frame, so a snippet's duration assumes 10 fps (cameras at 10 fps or more
+            // are covered; slower ones get a shorter pre-roll before long alerts).
             let snippet_s = (self.recipe.snippet_frames * self.recipe.frame_stride.max(1)) as f64 / 10.0;
             let delay =
                 Duration::from_secs_f64(snippet_s * (self.scorer.lookahead as f64 + 1.0) + policy.min_duration_s + 2.0);
