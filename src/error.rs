@@ -30,7 +30,8 @@ pub enum Exit {
     Features = 5,
     /// A PyTorch checkpoint that cannot be imported.
     Checkpoint = 6,
-    /// An output (scores, plot, model directory) that cannot be written.
+    /// An output (scores, plot, model directory, the daemon's outbox) that cannot be written, or
+    /// the daemon's HTTP address that cannot be bound.
     Output = 7,
     /// A ground-truth file that is wrong.
     GroundTruth = 8,
@@ -81,7 +82,10 @@ pub fn exit_code(err: &anyhow::Error) -> Exit {
         if cause.is::<CheckpointError>() {
             return Exit::Checkpoint;
         }
-        if cause.is::<OutputError>() {
+        if cause.is::<OutputError>()
+            || cause.is::<crate::sink::SinkError>()
+            || cause.is::<crate::telemetry::TelemetryError>()
+        {
             return Exit::Output;
         }
         if cause.is::<GtError>() {

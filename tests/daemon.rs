@@ -555,3 +555,23 @@ fn the_hourly_cap_drops_extra_alerts_and_a_disarmed_schedule_raises_none() {
     assert!(d.log().contains("file ended"));
     assert!(d.events().is_empty(), "{:#?}", d.events());
 }
+
+#[test]
+fn an_http_address_in_use_is_refused_with_exit_7() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("vigil.toml");
+    let text = format!(
+        "[[cameras]]\nid = \"a\"\nsource = \"{}\"\n[sinks]\noutbox_dir = \"{d}/outbox\"\n\
+         [recording]\ndir = \"{d}/rec\"\n[http]\nlisten = \"127.0.0.1:{port}\"\n",
+        vtest(),
+        d = p(dir.path())
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let o = vigil(&["run", "--config", p(&cfg)]);
+    let err = common::stderr(&o);
+    assert_eq!(o.status.code(), Some(7), "{err}");
+    assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
+    drop(taken);
+}
