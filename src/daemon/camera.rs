@@ -6,7 +6,7 @@
 //! On stop (or when a file ends) it finishes what is in flight: waits for the snippets at the
 //! pool, scores the lookahead, ends an open alert with an end event, and closes its clip.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -55,7 +55,7 @@ pub struct CameraTask {
     pub metrics: Arc<Metrics>,
     pub counters: Arc<CameraMetrics>,
     pub recording: Option<RecordingConfig>,
-    pub active_clips: Arc<Mutex<std::collections::HashSet<PathBuf>>>,
+    pub active_clips: Arc<Mutex<HashSet<PathBuf>>>,
     pub stop: Arc<AtomicBool>,
 }
 
@@ -360,12 +360,7 @@ impl CameraTask {
                 self.metrics.stage(Stage::Score).observe(lat);
                 summary.score_latency.push(lat);
             }
-            let frame_ms = 1000.0 / 10.0f64.max(1.0);
-            let end_ms = if meta.last_frame > meta.first_frame {
-                meta.end_ms + (meta.end_ms - meta.start_ms) / (meta.last_frame - meta.first_frame) as f64
-            } else {
-                meta.end_ms + frame_ms
-            };
+            let end_ms = meta.until_ms();
             let _ =
                 self.sinks.send(SinkMsg::Score { camera: scoring.id.clone(), time_s: end_ms / 1000.0, score: s.score });
             // Outside the arming schedule the machine sees zeros: nothing starts, open alerts end.

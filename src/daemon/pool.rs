@@ -39,6 +39,17 @@ impl SnippetMeta {
             captured: s.captured,
         }
     }
+
+    /// Media time just after the snippet's last frame: its last timestamp plus one frame
+    /// interval (measured inside the snippet; 100 ms for a one-frame snippet).
+    pub fn until_ms(&self) -> f64 {
+        let frames = self.last_frame.saturating_sub(self.first_frame);
+        if frames > 0 {
+            self.end_ms + (self.end_ms - self.start_ms) / frames as f64
+        } else {
+            self.end_ms + 100.0
+        }
+    }
 }
 
 /// One snippet for extraction.
