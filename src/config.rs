@@ -288,8 +288,9 @@ pub struct RecordingConfig {
     pub enabled: bool,
     /// Clip directory (default "/var/lib/vigil/recordings").
     pub dir: PathBuf,
-    /// Clips are downscaled to at most this width, aspect kept (default 480). The pre-roll ring
-    /// holds width x height x 1.5 bytes per frame.
+    /// Clips are shrunk by the smallest whole factor that makes them at most this wide, aspect
+    /// kept (default 480: 768x576 records at 384x288, 1080p at 480x270). The pre-roll ring holds
+    /// width x height x 1.5 bytes per frame.
     pub max_width: u32,
     /// Clips hold at most this many frames per second (default 10).
     pub max_fps: f64,

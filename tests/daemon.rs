@@ -342,11 +342,12 @@ fn file_camera_alerts_on_the_event_with_a_playable_clip_and_a_snapshot() {
     assert_eq!(end.id, start.id);
     assert!(end.time_end_s.unwrap() <= EVENT_S.1 + 3.2, "{end:?}");
     assert!(start.timestamp.as_ref().unwrap().ends_with('Z'));
-    // Clip: from 2 s before the start to 1 s after the end, at 10 fps, 480x360.
+    // Clip: from 2 s before the start to 1 s after the end, at 10 fps, 768x576 shrunk by 2 (the
+    // smallest whole factor within recording.max_width = 480).
     let clip = start.clip.as_ref().unwrap();
     assert_eq!(end.clip.as_ref(), Some(clip));
     let (n, w, h) = clip_frames(clip);
-    assert_eq!((w, h), (480, 360));
+    assert_eq!((w, h), (384, 288));
     let expected = ((end.time_end_s.unwrap() + 1.0 - (start.time_start_s - 2.0)) * 10.0).round() as i64;
     assert!((n as i64 - expected).abs() <= 3, "clip has {n} frames, expected about {expected}: {evs:#?}");
     let jpg = std::fs::read(start.snapshot.as_ref().unwrap()).unwrap();

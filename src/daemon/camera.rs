@@ -57,6 +57,20 @@ pub struct CameraTask {
     pub recording: Option<RecordingConfig>,
     pub active_clips: Arc<Mutex<HashSet<PathBuf>>>,
     pub stop: Arc<AtomicBool>,
+    /// Frames (of those a snippet takes) skipped before the first snippet: see [`snippet_phase`].
+    pub phase: usize,
+}
+
+/// Where camera `i` of `n` starts its first snippet, in frames: cameras that connect together
+/// would otherwise complete their snippets in the same instant and queue them all at once for
+/// the feature pool (at 48 cameras a burst every 1.6 s, and each camera's latency that of the
+/// whole burst); spreading the starts over one snippet spreads the work evenly. Costs camera `i`
+/// at most one snippet's wait before its first score.
+pub fn snippet_phase(i: usize, n: usize, snippet_frames: usize) -> usize {
+    if n == 0 {
+        return 0;
+    }
+    (i * snippet_frames / n) % snippet_frames.max(1)
 }
 
 /// What a camera thread did (for the log line at exit and for tests).
@@ -177,6 +191,7 @@ impl CameraTask {
         // Snippet numbers that follow a gap in the stream: the scorer restarts there.
         let mut restart_at: Vec<u64> = Vec::new();
         let mut file_ended = false;
+        let mut skip = self.phase;
 
         loop {
             if self.stop.load(Ordering::Relaxed) {
@@ -201,6 +216,10 @@ impl CameraTask {
                             }
                         }
                         if !asm.keeps(f.index) {
+                            continue;
+                        }
+                        if skip > 0 {
+                            skip -= 1;
                             continue;
                         }
                         if !self.cam.mask.is_empty() {
@@ -355,7 +374,9 @@ impl CameraTask {
         };
         for s in scored {
             let Some(meta) = scoring.metas.pop_front() else { continue };
-            if let Some(t) = newest {
+            // Snippets scored while stopping waited for the shutdown, not for the pipeline: their
+            // latency says nothing about live operation.
+            if let Some(t) = newest.filter(|_| !self.stop.load(Ordering::Relaxed)) {
                 let lat = t.elapsed();
                 self.metrics.stage(Stage::Score).observe(lat);
                 summary.score_latency.push(lat);
@@ -468,5 +489,22 @@ impl CameraTask {
         scoring.last_peak = if ev.event == EventKind::End { 0.0 } else { ev.peak_score };
         ev.timestamp = Some(rfc3339_now());
         let _ = self.sinks.send(SinkMsg::Alert(ev));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::snippet_phase;
+
+    #[test]
+    fn snippet_phases_spread_cameras_over_one_snippet() {
+        assert_eq!(snippet_phase(0, 1, 16), 0);
+        let p: Vec<usize> = (0..4).map(|i| snippet_phase(i, 4, 16)).collect();
+        assert_eq!(p, [0, 4, 8, 12]);
+        // More cameras than frames: every phase used, none out of range.
+        let p: Vec<usize> = (0..48).map(|i| snippet_phase(i, 48, 16)).collect();
+        assert!(p.iter().all(|&x| x < 16));
+        assert_eq!(p.iter().filter(|&&x| x == 5).count(), 3);
+        assert_eq!(snippet_phase(0, 0, 16), 0);
     }
 }

@@ -133,7 +133,8 @@ pub fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<RunSummary> {
         }
     }
     let mut camera_threads = Vec::new();
-    for cam in cameras {
+    let n_cameras = cameras.len();
+    for (i, cam) in cameras.into_iter().enumerate() {
         let counters = metrics.camera(&cam.id).context("camera metrics")?;
         let (feed_tx, feed_rx) = bounded(capture::FRAME_QUEUE);
         let cap = capture::Capture {
@@ -159,6 +160,7 @@ pub fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<RunSummary> {
             recording: recording.clone(),
             active_clips: Arc::clone(&active_clips),
             stop: Arc::clone(&stop),
+            phase: camera::snippet_phase(i, n_cameras, recipe.snippet_frames),
         };
         let id = cam.id.clone();
         camera_threads

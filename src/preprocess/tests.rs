@@ -86,6 +86,37 @@ fn area_4x4_to_2x2_is_block_mean() {
 }
 
 #[test]
+fn area_by_a_whole_factor_matches_the_general_path() {
+    // 72x48 BGR noise -> 12x8 (6 x 6 blocks), in every colour order.
+    let f = bgr_frame(0, 72, 48, |x, y| {
+        let v = (x * 7919 + y * 104_729 + x * y * 31) % 251;
+        [v as u8, (v * 3 % 256) as u8, (255 - v) as u8]
+    });
+    for color in [ColorOrder::Gray, ColorOrder::Rgb, ColorOrder::Bgr] {
+        let mut r = recipe(Resize::Exact { width: 12, height: 8 }, Interpolation::Area, CropMode::None, 12, 8);
+        r.color = color;
+        let (n, m, sd) = if color == ColorOrder::Gray {
+            (1, vec![3.0], vec![2.0])
+        } else {
+            (3, vec![1.0, 2.0, 3.0], vec![4.0, 5.0, 6.0])
+        };
+        r.mean = m;
+        r.std = sd;
+        let p = Preprocessor::new(r);
+        let (mut fast, mut general) = (Scratch::default(), Scratch::default());
+        p.block_convert(&f.data, 72, 48, 12, 8, &mut fast);
+        p.separable_convert(&f.data, 72, 48, 12, 8, &mut general);
+        assert_eq!(fast.planes.len(), n * 96);
+        for (a, b) in fast.planes.iter().zip(&general.planes) {
+            assert!((a - b).abs() < 1e-4, "{color:?}: {a} vs {b}");
+        }
+        // And `prepare` takes the fast path.
+        let out = p.prepare(&f).unwrap();
+        assert_eq!(out.data, fast.planes);
+    }
+}
+
+#[test]
 fn area_non_integer_scale_weights_partial_pixels() {
     // 3 -> 2 pixels: each output covers 1.5 source pixels.
     let r = recipe(Resize::Exact { width: 2, height: 1 }, Interpolation::Area, CropMode::None, 2, 1);

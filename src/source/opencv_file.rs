@@ -122,8 +122,9 @@ impl OpenCvSource {
             return Ok(None);
         }
         let index = self.next_index;
+        let read = self.read_frame();
         let decode_err = |reason: String| SourceError::Decode { name: self.info.name.clone(), frame: index, reason };
-        let got = self.cap.read(&mut self.mat).map_err(|e| decode_err(e.to_string()))?;
+        let (got, owned) = read.map_err(|e| decode_err(e.to_string()))?;
         if !got || self.mat.empty() {
             self.finished = true;
             return match self.truncation(index) {
@@ -136,11 +137,44 @@ impl OpenCvSource {
             return Err(decode_err(format!("decoder returned OpenCV type {} instead of 8-bit BGR", self.mat.typ())));
         }
         let (width, height) = (self.mat.cols() as u32, self.mat.rows() as u32);
-        let data = copy_bgr(&self.mat).map_err(|e| decode_err(e.to_string()))?;
+        let data = match owned {
+            Some(data) => data,
+            None => copy_bgr(&self.mat).map_err(|e| decode_err(e.to_string()))?,
+        };
         let pts_ms = self.pts_ms(index);
         self.last_pts_ms = pts_ms;
         self.next_index += 1;
         Ok(Some(Frame { index, pts_ms, width, height, data, captured }))
+    }
+
+    /// Reads the next frame. While the frame size stays that of the previous frame, OpenCV writes
+    /// it straight into a new owned buffer (a `Mat` header over it: `VideoCapture::read` reuses a
+    /// destination of the right size and type), which saves a copy of every frame; the buffer is
+    /// returned when OpenCV really used it. Otherwise the frame is in `self.mat` to be copied.
+    fn read_frame(&mut self) -> opencv::Result<(bool, Option<Vec<u8>>)> {
+        let (rows, cols) = (self.mat.rows(), self.mat.cols());
+        if rows <= 0 || cols <= 0 || self.mat.typ() != CV_8UC3 {
+            let got = self.cap.read(&mut self.mat)?;
+            return Ok((got, None));
+        }
+        let len = rows as usize * cols as usize * 3;
+        let mut buf: Vec<u8> = Vec::with_capacity(len);
+        // SAFETY: the header covers exactly `len` bytes of `buf`'s allocation, which outlives it
+        // (`target` is dropped or replaced below before `buf` is touched again); a Mat made over
+        // user data never frees it.
+        let mut target =
+            unsafe { Mat::new_rows_cols_with_data_unsafe_def(rows, cols, CV_8UC3, buf.as_mut_ptr().cast()) }?;
+        let got = self.cap.read(&mut target)?;
+        let filled = got && target.data() == buf.as_ptr() && target.rows() == rows && target.cols() == cols;
+        if filled {
+            // SAFETY: OpenCV wrote every byte of the continuous rows x cols x 3 frame into `buf`.
+            unsafe { buf.set_len(len) };
+            return Ok((true, Some(buf)));
+        }
+        // A new size (or nothing): OpenCV allocated its own data, or left the header empty.
+        self.mat = if got { target.try_clone()? } else { Mat::default() };
+        drop(target);
+        Ok((got, None))
     }
 
     /// FFmpeg conceals damage and simply stops at a cut-off file, so the only sign of truncation is
