@@ -176,7 +176,10 @@ impl CameraTask {
             if live {
                 recorder = recorder.live(Duration::from_secs(5));
             }
-            let (tx, rx) = crossbeam_channel::bounded(record::QUEUE);
+            // Unbounded, so that the camera thread never waits for a recorder busy writing a
+            // clip (a blocked control message stalled scoring for seconds when many cameras
+            // alerted together); frames are held to `record::QUEUE` by the sender instead.
+            let (tx, rx) = crossbeam_channel::unbounded();
             let thread = std::thread::Builder::new()
                 .name(format!("rec-{id}"))
                 .spawn(move || record::run(recorder, rx))
@@ -203,15 +206,21 @@ impl CameraTask {
                         if let Some(r) = rec.as_mut() {
                             if f.pts_ms >= r.next_ms - 0.25 * r.interval_ms {
                                 r.next_ms = f.pts_ms.max(r.next_ms) + r.interval_ms;
-                                match record::to_rec_frame(&f, r.cfg.max_width) {
-                                    Ok(rf) => {
-                                        if let Some(tx) = &r.tx {
-                                            // Live: a recorder that fell behind skips frames, never
-                                            // the camera. Files played fast lose nothing.
-                                            let _ = if r.live { tx.try_send(RecMsg::Frame(rf)).map_err(|_| ()) } else { tx.send(RecMsg::Frame(rf)).map_err(|_| ()) };
+                                if let Some(tx) = &r.tx {
+                                    // Live: a recorder that fell behind (writing a clip) skips
+                                    // frames, never the camera. Files played fast lose nothing.
+                                    if !r.live {
+                                        let alive = || r.thread.as_ref().is_some_and(|h| !h.is_finished());
+                                        while tx.len() >= record::QUEUE && alive() && !self.stop.load(Ordering::Relaxed) {
+                                            std::thread::sleep(Duration::from_millis(2));
                                         }
                                     }
-                                    Err(e) => tracing::warn!(camera = %id, "{e}"),
+                                    if tx.len() < record::QUEUE {
+                                        match record::to_rec_frame(&f, r.cfg.max_width) {
+                                            Ok(rf) => drop(tx.send(RecMsg::Frame(rf))),
+                                            Err(e) => tracing::warn!(camera = %id, "{e}"),
+                                        }
+                                    }
                                 }
                             }
                         }
