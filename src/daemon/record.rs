@@ -404,28 +404,23 @@ pub fn run(mut rec: Recorder, rx: Receiver<RecMsg>) -> Recorder {
     rec
 }
 
-/// Nice value of recorder threads where `SCHED_IDLE` is refused.
+/// Nice value of recorder threads. Writing a clip encodes its whole pre-roll at once (~100 JPEG
+/// frames); when many cameras alert together (one scene seen by several cameras) those bursts
+/// took the CPU from capture and scoring. Clips are not urgent: at nice 10 a recorder gets ~10%
+/// of a contended core. (`SCHED_IDLE` was tried and was worse: an idle-class thread starved while
+/// holding a shared lock, a malloc arena say, stalls the threads that need it.)
 const RECORDER_NICE: i32 = 10;
 
-/// Puts the calling recorder thread in Linux's `SCHED_IDLE` class: it runs only on CPU time no
-/// other thread wants. Writing a clip encodes its whole pre-roll at once (~100 JPEG frames), and
-/// when many cameras alert together (one scene seen by several cameras) those bursts took the
-/// CPU from capture and scoring: at 16 cameras p99 score latency went from ~50 to 300 ms, and at
-/// nice 10 48 cameras still dropped frames. Clips are not urgent; a starved recorder skips
-/// frames (its queue is capped), alerts are never held back by it.
+/// Lowers the calling thread's scheduling priority (Linux: the nice value is per thread).
 fn lower_priority(camera: &str) {
     #[cfg(target_os = "linux")]
     {
-        // SAFETY: plain system calls on the calling thread's own id with a valid parameter.
-        let (idle, nice) = unsafe {
-            let tid = libc::syscall(libc::SYS_gettid) as libc::pid_t;
-            let param = libc::sched_param { sched_priority: 0 };
-            let idle = libc::sched_setscheduler(tid, libc::SCHED_IDLE, &param);
-            let nice =
-                if idle == 0 { 0 } else { libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, RECORDER_NICE) };
-            (idle, nice)
+        // SAFETY: plain system calls on the calling thread's own id.
+        let rc = unsafe {
+            let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+            libc::setpriority(libc::PRIO_PROCESS, tid, RECORDER_NICE)
         };
-        if idle != 0 && nice != 0 {
+        if rc != 0 {
             tracing::debug!(camera, "recorder thread keeps its priority: {}", std::io::Error::last_os_error());
         }
     }
