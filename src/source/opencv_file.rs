@@ -1,5 +1,5 @@
 //! OpenCV (FFmpeg backend) file and stream source. This is the only place that holds a
-//! `VideoCapture` or a `Mat`; every frame is copied into an owned [`Frame`] before it leaves, so
+//! `VideoCapture` or a `Mat`; every frame ends up in an owned [`Frame`] buffer before it leaves, so
 //! no OpenCV handle (whose ROI views alias shared buffers) ever crosses a thread. It must not
 //! resize, convert or otherwise preprocess: that is the pure `preprocess` module's job.
 //!
@@ -29,7 +29,8 @@ const STREAM_TIMEOUT_MS: i32 = 10_000;
 pub struct OpenCvSource {
     info: SourceInfo,
     cap: VideoCapture,
-    /// Reused decode target; its data is copied out for every frame.
+    /// The last frame OpenCV decoded into its own memory: the first frame, or one of a new size
+    /// (copied out); its size and type tell `read_frame` what buffer to hand OpenCV next.
     mat: Mat,
     /// The first frame, read at open so corrupt files fail early; handed out by the first call.
     first: Option<Frame>,
