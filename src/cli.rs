@@ -395,6 +395,11 @@ pub struct TrainArgs {
     /// Evaluate on the validation list and log every N iterations.
     #[arg(long, default_value_t = 100, value_name = "N")]
     pub eval_every: usize,
+    /// Keep an exponential moving average of the weights with this decay (e.g. 0.99) and
+    /// validate, select and save the average instead of the raw weights (not in the reference
+    /// code; off by default).
+    #[arg(long, value_name = "DECAY")]
+    pub ema: Option<f64>,
     /// Never show the progress bar (it shows only on a terminal anyway).
     #[arg(long)]
     pub no_progress: bool,

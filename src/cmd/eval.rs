@@ -1,18 +1,19 @@
 //! `vigil eval`: a list of videos or of feature files, and the frame-level ground truth, in; the
 //! RTFM protocol's numbers (ROC AUC, PR AUC, average precision), a per-video table, time to detect
 //! and false alerts per hour out, as text or one JSON object, with optional plots.
-//! Every video is scored whole (offline mode), as the reference evaluates.
+//! Every video is scored whole (offline mode), as the reference evaluates, for the curves; alerts
+//! (time to detect, false alerts) come from the scores the deployed model gives, in the
+//! manifest's scorer mode (a sliding window in the shipped model), which is what the model's
+//! thresholds were set on and what an operator sees.
 
 use crate::alert::spans;
 use crate::cli::EvalArgs;
 use crate::error::GtError;
+use crate::eval::extract::{extract_video, ExtractSpec};
 use crate::eval::metrics::{self, RTFM_FRAMES_PER_SNIPPET};
 use crate::eval::run::{evaluate, Sources, VideoScores};
 use crate::lists::{labels, read_list, ListEntry, ListError};
 use crate::output::{plot_scores, OutputError, PlotInput};
-use crate::pipeline::{replay, ReplayOptions};
-use crate::scorer::ScoreMode;
-use crate::source::OpenCvSource;
 use anyhow::Context;
 use std::io::IsTerminal;
 use std::path::Path;
@@ -41,45 +42,55 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     let show = !args.no_progress && std::io::stderr().is_terminal();
     let bar = super::features::count_bar(show, Some(entries.len() as u64), "eval", "videos");
 
+    let deployed = model.manifest.scorer;
     let mut videos = Vec::with_capacity(entries.len());
+    let mut score = |e: &ListEntry, label, feats: ndarray::Array3<f32>, fps: f64| -> anyhow::Result<()> {
+        let what = || format!("{}: scoring {}", at(e), e.path.display());
+        let offline = rtfm.score(feats.view()).with_context(what)?;
+        let alert_scores = crate::train::deployed_scores(&rtfm, deployed, &feats).with_context(what)?;
+        videos.push(VideoScores {
+            name: e.path.display().to_string(),
+            line: e.line,
+            label,
+            scores: offline.scores,
+            alert_scores,
+            fps,
+        });
+        bar.inc(1);
+        Ok(())
+    };
     if is_features(&entries[0].path) {
         let dim = model.manifest.features.dim;
         for (e, label) in entries.iter().zip(&labels) {
             let feats =
                 crate::npy::read_features(&e.path, Some(dim)).with_context(|| format!("{}: feature file", at(e)))?;
-            let out = rtfm.score(feats.view()).with_context(|| format!("{}: scoring {}", at(e), e.path.display()))?;
-            videos.push(VideoScores {
-                name: e.path.display().to_string(),
-                line: e.line,
-                label: *label,
-                scores: out.scores,
-                fps: args.fps,
-            });
-            bar.inc(1);
+            score(e, *label, feats, args.fps)?;
         }
     } else {
-        let mut scorer = model.manifest.scorer;
-        scorer.mode = ScoreMode::Offline;
-        let opts = ReplayOptions { policy, ..ReplayOptions::from_model(&model, scorer)? };
+        let (spec, recipe) = model.extractor_parts()?;
+        let spec = ExtractSpec {
+            recipe: recipe.clone(),
+            crops: model.manifest.features.crops,
+            dim: model.manifest.features.dim,
+            max_batch: spec.max_batch,
+        };
         let mut extractor = model.load_extractor(args.threads.max(1))?;
         for (e, label) in entries.iter().zip(&labels) {
-            let res = OpenCvSource::open_file(&e.path)
-                .map_err(anyhow::Error::new)
-                .and_then(|source| replay(source, &mut extractor, &rtfm, &opts, &mut |_| {}, &mut |_| {}))
+            let v = extract_video(&e.path, &mut extractor, &spec)
                 .with_context(|| format!("{}: video {}", at(e), e.path.display()))?;
-            videos.push(VideoScores {
-                name: e.path.display().to_string(),
-                line: e.line,
-                label: *label,
-                scores: res.records.iter().map(|r| r.score).collect(),
-                fps: if res.info.fps > 0.0 { res.info.fps } else { 25.0 },
-            });
-            bar.inc(1);
+            let fps = if v.info.fps > 0.0 { v.info.fps } else { 25.0 };
+            score(e, *label, v.features, fps)?;
         }
     }
     bar.finish_and_clear();
 
-    let src = Sources { list: &args.list, gt: &args.gt, model: &model.manifest.name };
+    let alert_scoring = match deployed.mode {
+        crate::scorer::ScoreMode::Offline => "offline (whole video)".to_string(),
+        crate::scorer::ScoreMode::Window => {
+            format!("window ({} snippets, lookahead {})", deployed.window, deployed.lookahead)
+        }
+    };
+    let src = Sources { list: &args.list, gt: &args.gt, model: &model.manifest.name, alert_scoring: &alert_scoring };
     let (report, details) = evaluate(src, &gt, &videos, policy)?;
     if args.json {
         println!("{}", serde_json::to_string(&report)?);

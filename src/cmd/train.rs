@@ -101,9 +101,15 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         loss: LossConfig { kind, alpha: args.alpha, ..LossConfig::reference(margin) },
         adam: AdamConfig { lr: args.lr, weight_decay: args.weight_decay, ..Default::default() },
         eval_every: args.eval_every,
+        ema: args.ema,
     };
     if args.iterations == 0 {
         anyhow::bail!("--iterations must be at least 1");
+    }
+    if let Some(d) = args.ema {
+        if !(0.0..1.0).contains(&d) {
+            anyhow::bail!("--ema must be in [0, 1), got {d}");
+        }
     }
 
     let out = &args.out;

@@ -22,8 +22,11 @@ pub struct VideoScores {
     /// 1-based line in the list file.
     pub line: usize,
     pub label: Label,
-    /// One score per snippet, offline mode.
+    /// One score per snippet, offline mode (the curves).
     pub scores: Vec<f32>,
+    /// One score per snippet as the deployed model scores (the manifest's scorer mode): the
+    /// alerts, time to detect and false alerts. Same length as `scores`.
+    pub alert_scores: Vec<f32>,
     /// Frame rate used for alert times (the video's own, or `--fps` for feature files).
     pub fps: f64,
 }
@@ -84,6 +87,9 @@ pub struct EvalReport {
     pub false_alerts: usize,
     pub normal_hours: f64,
     pub alert_policy: AlertPolicy,
+    /// How the scores behind alerts, time to detect and false alerts were made (the deployed
+    /// model's scorer mode; the curves always use offline scores).
+    pub alert_scoring: String,
 }
 
 /// Per-video material for plots.
@@ -100,6 +106,8 @@ pub struct Sources<'a> {
     pub list: &'a Path,
     pub gt: &'a Path,
     pub model: &'a str,
+    /// How `VideoScores::alert_scores` were made, for the report.
+    pub alert_scoring: &'a str,
 }
 
 /// Checks the gt against the videos (length and values), then computes the report.
@@ -130,7 +138,7 @@ pub fn evaluate(
         let s = &frame_scores[range];
         let anomalous = g.iter().filter(|&&x| x > 0.5).count();
         let video_auc = if anomalous > 0 && anomalous < g.len() { metrics::roc_auc(g, s).ok() } else { None };
-        let (events, alerts) = ttd::run_alerts(&v.name, &v.scores, v.fps, per, policy);
+        let (events, alerts) = ttd::run_alerts(&v.name, &v.alert_scores, v.fps, per, policy);
         let starts = events.iter().filter(|e| e.event == EventKind::Start).count();
         if anomalous == 0 {
             false_alerts += starts;
@@ -179,6 +187,7 @@ pub fn evaluate(
         false_alerts,
         normal_hours,
         alert_policy: policy,
+        alert_scoring: src.alert_scoring.to_string(),
     };
     Ok((report, details))
 }
@@ -228,8 +237,9 @@ impl EvalReport {
         let median = self.ttd.median_s.map(|s| format!("{s:.2} s")).unwrap_or_else(|| "-".into());
         let _ = writeln!(
             t,
-            "time to detect: median {median} over {} detected events, {} missed (thresholds on {} / off {})",
-            self.ttd.detected, self.ttd.missed, self.alert_policy.on, self.alert_policy.off
+            "time to detect: median {median} over {} detected events, {} missed (thresholds on {} / off {}, \
+             alerts from {} scores)",
+            self.ttd.detected, self.ttd.missed, self.alert_policy.on, self.alert_policy.off, self.alert_scoring
         );
         let fah = self.false_alerts_per_hour.map(|f| format!("{f:.2}")).unwrap_or_else(|| "-".into());
         let _ = writeln!(
@@ -246,7 +256,35 @@ mod tests {
     use super::*;
 
     fn video(name: &str, scores: Vec<f32>) -> VideoScores {
-        VideoScores { name: name.into(), line: 1, label: Label::Abnormal, scores, fps: 16.0 }
+        VideoScores {
+            name: name.into(),
+            line: 1,
+            label: Label::Abnormal,
+            alert_scores: scores.clone(),
+            scores,
+            fps: 16.0,
+        }
+    }
+
+    #[test]
+    fn alerts_come_from_the_deployed_scores_and_curves_from_the_offline_ones() {
+        // Offline scores never reach `on`; the deployed (window) scores do: one alert, and the
+        // AUC is that of the offline scores.
+        let mut v = video("a", vec![0.1, 0.2, 0.3]);
+        v.label = Label::Normal;
+        v.alert_scores = vec![0.1, 0.95, 0.95];
+        let gt = vec![0.0; 48];
+        let policy = AlertPolicy { on: 0.6, off: 0.4, min_duration_s: 0.8, hold_s: 0.0, cooldown_s: 0.0 };
+        let src = Sources { list: Path::new("l.list"), gt: Path::new("gt.npy"), model: "m", alert_scoring: "window" };
+        let mut abnormal = video("b", vec![0.9, 0.1]);
+        abnormal.alert_scores = vec![0.0, 0.0];
+        let mut gt2 = gt.clone();
+        gt2.extend([1.0; 16].iter().chain([0.0; 16].iter()));
+        let (r, _) = evaluate(src, &gt2, &[v, abnormal], policy).unwrap();
+        assert_eq!(r.false_alerts, 1, "the normal video alerts on its deployed scores");
+        assert_eq!(r.ttd.missed, 1, "the abnormal video's deployed scores never alert");
+        assert!((r.auc - 1.0).abs() < 1e-12, "offline scores separate perfectly: {}", r.auc);
+        assert_eq!(r.alert_scoring, "window");
     }
 
     #[test]
@@ -254,7 +292,7 @@ mod tests {
         let videos = vec![video("a", vec![0.1, 0.9, 0.8]), video("b", vec![0.2, 0.7])];
         let mut gt = vec![0.0; 80];
         gt[16..48].iter_mut().for_each(|v| *v = 1.0);
-        let src = Sources { list: Path::new("l.list"), gt: Path::new("gt.npy"), model: "m" };
+        let src = Sources { list: Path::new("l.list"), gt: Path::new("gt.npy"), model: "m", alert_scoring: "offline" };
         let (r, d) = evaluate(src, &gt, &videos, AlertPolicy::default()).unwrap();
         let s = metrics::expand_videos([vec![0.1f32, 0.9, 0.8], vec![0.2, 0.7]], 16);
         assert_eq!(r.auc, metrics::roc_auc(&gt, &s).unwrap());
@@ -271,7 +309,7 @@ mod tests {
     #[test]
     fn bad_gt_length_names_the_video() {
         let videos = vec![video("a", vec![0.1; 3]), video("b", vec![0.2; 2])];
-        let src = Sources { list: Path::new("l.list"), gt: Path::new("gt.npy"), model: "m" };
+        let src = Sources { list: Path::new("l.list"), gt: Path::new("gt.npy"), model: "m", alert_scoring: "offline" };
         let e = evaluate(src, &[0.0; 60], &videos, AlertPolicy::default()).unwrap_err().to_string();
         assert!(e.contains("gt.npy") && e.contains("60") && e.contains("80") && e.contains("l.list:1"), "{e}");
     }

@@ -21,7 +21,7 @@ use candle_core::{Device, Tensor};
 use data::{Sampler, TrainSet, SEGMENTS};
 use loss::{LossConfig, LossValues};
 use ndarray::Array3;
-use optim::{Adam, AdamConfig};
+use optim::{Adam, AdamConfig, WeightAverage};
 use rng::Rng;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -49,6 +49,9 @@ pub struct TrainOptions {
     pub adam: AdamConfig,
     /// Evaluate (and log) every this many iterations, and after the last one.
     pub eval_every: usize,
+    /// Decay of an exponential moving average of the weights; when set, validation, model
+    /// selection and the saved model use the average instead of the raw weights.
+    pub ema: Option<f64>,
 }
 
 /// Validation videos (whole, not resampled) and how to judge them.
@@ -207,6 +210,7 @@ pub fn train(
     let mut acc = LossValues::default();
     let mut acc_n = 0usize;
     let mut best: Option<Best> = None;
+    let mut average = opts.ema.map(|decay| WeightAverage::new(decay, net.named_tensors())).transpose()?;
     let eval_every = opts.eval_every.max(1);
     for it in 1..=opts.iterations {
         let nb = normal.next(&mut batch_rng).to_vec();
@@ -233,6 +237,9 @@ pub fn train(
         let grads = terms.total.backward()?;
         adam.step(&grads)?;
         optim::update_running_stats(&varmap, &stats)?;
+        if let Some(avg) = average.as_mut() {
+            avg.update(net.named_tensors())?;
+        }
         acc.add(&terms.values);
         acc_n += 1;
         on_event(Event::Step(it))?;
@@ -240,11 +247,17 @@ pub fn train(
         if it % eval_every == 0 || it == opts.iterations {
             let mut val_metric = None;
             if let Some(v) = val {
-                let scores = v.score(&net)?;
+                let (scores, tensors) = match &average {
+                    Some(avg) => {
+                        let tensors = avg.tensors()?;
+                        (v.score(&Rtfm::from_tensors(widths, snapshot_of(&tensors)?)?)?, tensors)
+                    }
+                    None => (v.score(&net)?, snapshot(&net)?),
+                };
                 let m = v.metric(&scores)?;
                 val_metric = Some(m);
                 if best.as_ref().is_none_or(|b| m > b.metric) {
-                    best = Some(Best { metric: m, iteration: it, tensors: snapshot(&net)?, scores });
+                    best = Some(Best { metric: m, iteration: it, tensors, scores });
                 }
             }
             let rec = LogRecord {
@@ -263,8 +276,13 @@ pub fn train(
     let (net, best_iteration, best_metric, val_scores) = match best {
         Some(b) => (Rtfm::from_tensors(widths, b.tensors)?, b.iteration, Some(b.metric), Some(b.scores)),
         None => {
-            let scores = val.map(|v| v.score(&net)).transpose()?;
-            (Rtfm::from_tensors(widths, snapshot(&net)?)?, opts.iterations, None, scores)
+            let tensors = match &average {
+                Some(avg) => avg.tensors()?,
+                None => snapshot(&net)?,
+            };
+            let last = Rtfm::from_tensors(widths, tensors)?;
+            let scores = val.map(|v| v.score(&last)).transpose()?;
+            (last, opts.iterations, None, scores)
         }
     };
     Ok(TrainOutcome {
@@ -290,7 +308,11 @@ struct Best {
 
 /// Deep copies of every tensor (the variables keep changing).
 fn snapshot(net: &Rtfm) -> candle_core::Result<Vec<(String, Tensor)>> {
-    net.named_tensors().iter().map(|(n, t)| Ok((n.clone(), t.copy()?))).collect()
+    snapshot_of(net.named_tensors())
+}
+
+fn snapshot_of(tensors: &[(String, Tensor)]) -> candle_core::Result<Vec<(String, Tensor)>> {
+    tensors.iter().map(|(n, t)| Ok((n.clone(), t.copy()?))).collect()
 }
 
 /// Scores of one video as the deployed model will produce them: through the streaming scorer
@@ -368,6 +390,7 @@ mod tests {
             loss: LossConfig::reference(10.0),
             adam: AdamConfig::default(),
             eval_every: 5,
+            ema: None,
         };
         let out = train(&widths, &tiny_set(3), None, &opts, &mut |_| Ok(())).unwrap();
         for (name, t) in out.net.named_tensors() {
@@ -408,6 +431,7 @@ mod tests {
             loss: LossConfig::reference(10.0),
             adam: AdamConfig::default(),
             eval_every: 2,
+            ema: None,
         };
         let mut evals = 0;
         let out = train(&widths, &set, Some(&val), &opts, &mut |e| {
@@ -422,5 +446,34 @@ mod tests {
         assert_eq!(out.batch, 3, "min(32, normal, abnormal)");
         assert_eq!(out.metric_kind, Some(ValMetric::VideoAuc));
         assert!(out.best_metric.is_some());
+    }
+
+    #[test]
+    fn weight_average_is_what_gets_saved() {
+        let widths = RtfmWidths { feature_dim: 8, temporal_width: 2, nonlocal_width: 2, head: [4, 3] };
+        let run = |ema: Option<f64>| {
+            let opts = TrainOptions {
+                iterations: 6,
+                batch: Some(2),
+                seed: 4,
+                loss: LossConfig::reference(10.0),
+                adam: AdamConfig::default(),
+                eval_every: 3,
+                ema,
+            };
+            let out = train(&widths, &tiny_set(3), None, &opts, &mut |_| Ok(())).unwrap();
+            out.net
+                .named_tensors()
+                .iter()
+                .map(|(n, t)| (n.clone(), t.flatten_all().unwrap().to_vec1::<f32>().unwrap()))
+                .collect::<Vec<_>>()
+        };
+        let raw = run(None);
+        // Decay 0 keeps only the latest weights: the raw network exactly.
+        assert_eq!(run(Some(0.0)), raw);
+        // A slow average stays between the initial and the trained weights: it differs.
+        let slow = run(Some(0.9));
+        let moved = raw.iter().zip(&slow).any(|((_, a), (_, b))| a.iter().zip(b).any(|(x, y)| (x - y).abs() > 1e-6));
+        assert!(moved, "the average must not equal the raw weights");
     }
 }
