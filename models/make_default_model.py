@@ -5,8 +5,8 @@ Writes, deterministically (byte-identical on every run):
 
 * ``extractor.onnx``   - a fixed (no learned weights) spatio-temporal feature extractor
   built to be scene-invariant (contrast-normalised motion energy, order statistics over
-  cells, ratios): ``clip`` float32 [N, 1, 16, 96, 128] (0..1) -> ``features`` [N, 124].
-* ``rtfm.safetensors`` - UNTRAINED RTFM weights at widths 124/31/15, head [128, 32],
+  cells, ratios): ``clip`` float32 [N, 1, 16, 96, 128] (0..1) -> ``features`` [N, 144].
+* ``rtfm.safetensors`` - UNTRAINED RTFM weights at widths 144/36/18, head [128, 32],
   tensor names as in the reference checkpoint (without ``num_batches_tracked``).
 * ``model.toml``       - the manifest, carrying the SHA-256 of ``extractor.onnx``.
 * ``SHA256SUMS``       - checksums of the three files above.
@@ -49,7 +49,7 @@ except ImportError as exc:  # pragma: no cover - environment problem
 # ---------------------------------------------------------------------------
 T_FRAMES = 16          # frames per snippet
 IN_H, IN_W = 96, 128   # engine resizes every frame to 128x96 (area), gray, /255
-FEATURE_DIM = 124
+FEATURE_DIM = 144
 OPSET = 17
 
 # ---------------------------------------------------------------------------
@@ -126,6 +126,11 @@ FEATURE_LAYOUT = (
     ("sharpness_ranked", 4, "log fine-scale (128x96 Sobel) / Gabor-band energy per cell, ranks 1,2,4,8"),
     ("sharpness_global", 2, "the same for the whole frame: mean over frames 0,5,10,15, |last - first|"),
     ("brightness_change_ranked", 4, "|log mean brightness of last 4 frames / first 4| per cell, ranks 1,2,4,8"),
+    ("coarse_motion_ranked", 8, "contrast-normalised motion energy per cell at the coarse scale (24x32 frame: things twice as large, speeds twice as high), [speed, ranks 1,2,4,8]"),
+    ("coarse_motion_mean", 2, "the same, mean over all cells, [speed]"),
+    ("coarse_speed_ratio", 2, "log fast/slow coarse motion energy: all cells, the cells at ranks 1,2,4,8 of each speed"),
+    ("coarse_speed_ratio_ranked", 4, "log fast/slow coarse motion energy per cell, ranks 1,2,4,8"),
+    ("scale_ratio_ranked", 4, "log coarse / fine motion energy per cell (large or fast movers), ranks 1,2,4,8"),
 )
 
 # Not models/default: that directory holds the trained model, made from this script's output
@@ -322,11 +327,13 @@ def build_extractor() -> onnx.ModelProto:
     # Zero padding: the frame border is a static edge whose energy grows with the scene's
     # brightness. It damps the contrast-normalised motion of the border cells, where people
     # enter and leave; edge padding scored lower on the validation split (README.md).
-    sp = g.op("Conv", [small, g.const("gabor_spatial", spatial_gabors())],
+    gabor = g.const("gabor_spatial", spatial_gabors())
+    gabor_t = g.const("gabor_temporal", temporal_matrix())
+    sp = g.op("Conv", [small, gabor],
               kernel_shape=[GABOR_SIZE, GABOR_SIZE], strides=[GABOR_STRIDE] * 2,
               pads=[GABOR_SIZE // 2] * 4)                                   # [N*16,8,24,32]
     sp_t = g.reshape(sp, [-1, T_FRAMES, 2 * n_ori * n_pix_e], "sp_time")
-    y = g.op("MatMul", [g.const("gabor_temporal", temporal_matrix()), sp_t])  # [N,32,8*768]
+    y = g.op("MatMul", [gabor_t, sp_t])                                     # [N,32,8*768]
     # axes: N, speed, temporal even/odd, t, orientation, spatial even/odd, pixel
     y = g.reshape(y, [-1, n_spd, 2, N_T_OUT, n_ori, 2, n_pix_e], "y7")
     q = g.reduce("ReduceSumSquare", y, [2, 5], "q")                         # [N,2,8,4,768]
@@ -498,6 +505,50 @@ def build_extractor() -> onnx.ModelProto:
     l1 = g.reduce("ReduceMean", g.slice(luma, 0, 4, 1, "l1s"), [1], "l1")
     l2 = g.reduce("ReduceMean", g.slice(luma, T_FRAMES - 4, T_FRAMES, 1, "l2s"), [1], "l2")
     emit("brightness_change_ranked", ranked(g.op("Abs", [log_ratio(l2, l1, C_LUMA, "lch")]), RANKS4, "lch"))
+
+    # --- coarse scale: the same motion energy on the frame pooled again 2x2 (24x32) --------
+    # The fine scale cannot tell a near walker (large, many px/frame) from a far runner (small,
+    # the same px/frame); at the coarse scale the near walker is slow and the runner is
+    # blurred away, and their ratio per cell says which it is. Speeds in px/frame double.
+    c_h, c_w = WORK_H // 2 // GABOR_STRIDE, WORK_W // 2 // GABOR_STRIDE  # 12 x 16 maps
+    n_pix_c = c_h * c_w
+    coarse = g.op("AveragePool", [small], kernel_shape=[2, 2], strides=[2, 2])  # [N*16,1,24,32]
+    spc = g.op("Conv", [coarse, gabor], kernel_shape=[GABOR_SIZE, GABOR_SIZE], strides=[GABOR_STRIDE] * 2,
+               pads=[GABOR_SIZE // 2] * 4)                                  # [N*16,8,12,16]
+    yc = g.op("MatMul", [gabor_t, g.reshape(spc, [-1, T_FRAMES, 2 * n_ori * n_pix_c], "spc_time")])
+    yc = g.reshape(yc, [-1, n_spd, 2, N_T_OUT, n_ori, 2, n_pix_c], "yc7")
+    qc = g.reduce("ReduceSumSquare", yc, [2, 5], "qc")                       # [N,2,8,4,192]
+    tec = g.slice(yc, 0, 1, 2, "tec")
+    toc = g.slice(yc, 1, 2, 2, "toc")
+    prodc = g.op("Mul", [g.op("Gather", [tec, "swap_eo"], axis=5), toc])
+    xc = g.op("Sub", [g.slice(prodc, 0, 1, 5, "pc0"), g.slice(prodc, 1, 2, 5, "pc1")])
+    xc2 = g.op("Mul", [g.reshape(xc, [-1, n_spd, N_T_OUT, n_ori, n_pix_c], "xc"), "two"])
+    ec = g.op("Concat", [g.op("Relu", [g.op("Sub", [qc, xc2])]), g.op("Relu", [g.op("Add", [qc, xc2])])], axis=3)
+    ec = g.reshape(ec, [-1, n_spd * N_T_OUT * n_dir, c_h, c_w], "ec_maps")
+    ec = g.op("AveragePool", [ec], kernel_shape=[c_h // GRID_H, c_w // GRID_W],
+              strides=[c_h // GRID_H, c_w // GRID_W])
+    ec = g.reshape(ec, [-1, n_spd, N_T_OUT, n_dir, N_CELLS], "eccell")     # [N,2,8t,8d,48]
+    sc_frame = g.reduce("ReduceSumSquare", g.reshape(spc, [-1, T_FRAMES, n_ori * 2, n_pix_c], "spc_f"), [2],
+                        "sc_frame")                                         # [N,16,192]
+    sc_frame = g.reshape(sc_frame, [-1, T_FRAMES, c_h, c_w], "sc_maps")
+    sc_frame = g.op("AveragePool", [sc_frame], kernel_shape=[c_h // GRID_H, c_w // GRID_W],
+                    strides=[c_h // GRID_H, c_w // GRID_W])
+    sc_cell = g.reduce("ReduceMean", g.reshape(sc_frame, [-1, T_FRAMES, N_CELLS], "sc_cell16"), [1], "sc_mean")
+    relc = g.op("Div", [ec, g.op("Add", [g.reshape(sc_cell, [-1, 1, 1, 1, N_CELLS], "sc_b"), eps("sc", C_STATIC)])])
+    mc = g.reduce("ReduceMean", g.reduce("ReduceSum", relc, [3], "mc_t"), [2], "mc")   # [N,2,48]
+    emit("coarse_motion_ranked", lc(ranked(mc, RANKS4, "mc"), "mc"))
+    mc_all = g.reduce("ReduceMean", mc, [2], "mc_all")                       # [N,2]
+    emit("coarse_motion_mean", lc(mc_all, "mcall"))
+    mc_top = g.reduce("ReduceMean", ranked(mc, RANKS4, "mctop"), [2], "mc_top")
+    emit("coarse_speed_ratio", g.op("Concat", [
+        log_ratio(g.slice(mc_all, 1, 2, 1, "csr0f"), g.slice(mc_all, 0, 1, 1, "csr0s"), C_MOTION, "csr0"),
+        log_ratio(g.slice(mc_top, 1, 2, 1, "csr1f"), g.slice(mc_top, 0, 1, 1, "csr1s"), C_MOTION, "csr1")], axis=1))
+    emit("coarse_speed_ratio_ranked",
+         ranked(log_ratio(g.slice(mc, 1, 2, 1, "mc_fast"), g.slice(mc, 0, 1, 1, "mc_slow"), C_MOTION, "csrr"),
+                RANKS4, "csrr"))
+    emit("scale_ratio_ranked", ranked(log_ratio(g.reduce("ReduceSum", mc, [1], "mc_sum"),
+                                                g.reduce("ReduceSum", m, [1], "m_sum"), C_MOTION, "scr2"),
+                                      RANKS4, "scr2"))
 
     order = [name for name, _, _ in FEATURE_LAYOUT]
     if sorted(order) != sorted(blocks):
@@ -722,10 +773,12 @@ def self_test(path: Path) -> None:
         raise BuildError(f"black clip: features not all ~0 (max {np.abs(f).max()})")
     # A uniform bright clip: no motion (the zero-padded border only adds static contrast).
     f = run(np.full((1, 1, T_FRAMES, IN_H, IN_W), 1.0, np.float32))[0]
-    still = [blocks[n] for n in ("motion_ranked", "motion_mean", "opponency_ranked", "contrast_change_global")]
+    still = [blocks[n] for n in ("motion_ranked", "motion_mean", "opponency_ranked", "contrast_change_global",
+                                 "coarse_motion_ranked", "coarse_motion_mean")]
     if not np.all(np.isfinite(f)) or max(np.abs(f[b]).max() for b in still) > 1e-4:
         raise BuildError("uniform clip: motion features not all ~0")
-    motion = [blocks[n] for n in ("motion_ranked", "motion_peak_ranked", "motion_mean")]
+    motion = [blocks[n] for n in ("motion_ranked", "motion_peak_ranked", "motion_mean", "coarse_motion_ranked",
+                                  "coarse_motion_mean")]
     # A static textured scene must give no motion energy at all, and high contrast everywhere.
     rng = np.random.default_rng(0)
     static = np.repeat(rng.uniform(0, 1, (1, 1, 1, IN_H, IN_W)).astype(np.float32), T_FRAMES, 2)
@@ -762,6 +815,15 @@ def self_test(path: Path) -> None:
     ratio_at = lambda v: run(moving_grating(0.0, v))[0][blocks["speed_ratio"]][0]  # noqa: E731
     if not ratio_at(5.0) > ratio_at(1.0) + 1.0:
         raise BuildError(f"speed test failed: fast/slow {ratio_at(1.0)} at 1 px/frame, {ratio_at(5.0)} at 5")
+    # The coarse scale sees speeds twice as high: a coarse grating (wavelength 32 px at 128x96)
+    # at 10 px/frame is fast there, at 2 px/frame slow; and a large slow pattern moves more
+    # energy at the coarse scale than at the fine one, relative to a fine fast one.
+    coarse_ratio = lambda v: run(moving_grating(0.0, v, 32.0))[0][blocks["coarse_speed_ratio"]][0]  # noqa: E731
+    if not coarse_ratio(10.0) > coarse_ratio(2.0) + 1.0:
+        raise BuildError(f"coarse speed test failed: {coarse_ratio(2.0)} at 2 px/frame, {coarse_ratio(10.0)} at 10")
+    scale_of = lambda clip: run(clip)[0][blocks["scale_ratio_ranked"]][0]  # noqa: E731
+    if not scale_of(moving_grating(0.0, 2.0, 32.0)) > scale_of(moving_grating(0.0, 2.0, 10.0)) + 1.0:
+        raise BuildError("scale test failed: a coarse pattern must move more energy at the coarse scale")
     # Values stay bounded even for a maximal-contrast flickering input.
     flicker = np.zeros((1, 1, T_FRAMES, IN_H, IN_W), np.float32)
     flicker[:, :, ::2] = 1.0

@@ -9,7 +9,8 @@
 # per seed. Steps:
 #   1. models/make_default_model.py writes the fixed extractor and an untrained RTFM (base);
 #   2. `vigil features` extracts train/val/test features with that extractor;
-#   3. `vigil train` runs once per seed in SEEDS; each run keeps its best validation checkpoint;
+#   3. `vigil train` runs once per seed in SEEDS (moving average of the weights, EMA); each run
+#      keeps its best validation checkpoint;
 #   4. the run with the best validation frame AUC becomes models/default (the test split is
 #      never read before this choice);
 #   5. `vigil eval` measures it on the test videos (whole split, real part, procedural part)
@@ -24,6 +25,9 @@ VIGIL=$(realpath -m "${VIGIL:-${CARGO_TARGET_DIR:-$ROOT/target}/release/vigil}")
 SEEDS=${SEEDS:-"0 1 2"}
 ITERATIONS=${ITERATIONS:-600}
 LR=${LR:-5e-4}
+# Decay of the moving average of the weights that is validated and saved (`vigil train --ema`);
+# empty for the raw weights, as the reference code keeps them.
+EMA=${EMA-0.99}
 OUT="$ROOT/models/default"
 
 [ -x "$VIGIL" ] || { echo "error: $VIGIL not found: cargo build --release first (or set VIGIL)" >&2; exit 1; }
@@ -56,7 +60,7 @@ for seed in $SEEDS; do
     "$VIGIL" train --train-list feats/train.list --abnormal "$n_abn" \
         --val-list feats/val.list --val-abnormal "$n_val_abn" --val-gt "$DATA/gt-val.npy" \
         --model base --out "seed$seed/vigil-default" --force \
-        --iterations "$ITERATIONS" --eval-every 25 --lr "$LR" --seed "$seed" --no-progress
+        --iterations "$ITERATIONS" --eval-every 25 --lr "$LR" --seed "$seed" ${EMA:+--ema "$EMA"} --no-progress
     metric=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["best_val_metric"])' \
         "seed$seed/vigil-default/training.json")
     echo "seed $seed: best validation frame AUC $metric"

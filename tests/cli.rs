@@ -11,7 +11,7 @@ use common::{assert_fails, p, root, stderr, vigil, vtest};
 use vigil::npy::{encode, encode_f64_vector};
 
 /// Feature width of the shipped default model (`[features] dim`).
-const DIM: usize = 124;
+const DIM: usize = 144;
 
 fn default_model() -> PathBuf {
     root().join("models/default")
@@ -132,7 +132,7 @@ fn bad_model_directories_exit_4() {
     let m = model_with(|t| t.replace("snippet_frames = 16\n", ""));
     assert_fails(&vigil(&["replay", vtest(), "--model", p(m.path())]), 4, &["model.toml", "snippet_frames"]);
 
-    let m = model_with(|t| t.replace("dim = 124", "dim = \"wide\""));
+    let m = model_with(|t| t.replace(&format!("dim = {DIM}"), "dim = \"wide\""));
     assert_fails(&vigil(&["replay", vtest(), "--model", p(m.path())]), 4, &["model.toml", "dim"]);
 
     let m = model_with(|t| t.replace("[scorer]", "[scorer]\nwindo = 3"));
@@ -206,10 +206,10 @@ fn score_bad_feature_files_exit_5() {
     assert_fails(&vigil(&["score", p(&ints)]), 5, &["ints.npy", "float32"]);
     let wide = dir.path().join("wide.npy");
     std::fs::write(&wide, encode("<f4", &[2, 1, 2048], &vec![0u8; 2 * 2048 * 4])).unwrap();
-    assert_fails(&vigil(&["score", p(&wide)]), 5, &["wide.npy", "124"]);
+    assert_fails(&vigil(&["score", p(&wide)]), 5, &["wide.npy", &DIM.to_string()]);
     let rank = dir.path().join("rank.npy");
     std::fs::write(&rank, encode("<f4", &[2, 1, 1, DIM], &vec![0u8; 2 * DIM * 4])).unwrap();
-    assert_fails(&vigil(&["score", p(&rank)]), 5, &["rank.npy", "[T, crops, 124]"]);
+    assert_fails(&vigil(&["score", p(&rank)]), 5, &["rank.npy", &format!("[T, crops, {DIM}]")]);
     let trunc = dir.path().join("trunc.npy");
     std::fs::write(&trunc, encode("<f4", &[9, 1, DIM], &[0u8; 100])).unwrap();
     assert_fails(&vigil(&["score", p(&trunc)]), 5, &["trunc.npy", "truncated"]);
