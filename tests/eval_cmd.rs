@@ -116,7 +116,10 @@ fn eval_of_features_matches_metrics_and_the_video_list() {
         for key in ["name", "label", "snippets", "max_score", "auc"] {
             assert!(v.get(key).is_some(), "per_video lacks {key}");
         }
+        // Alerts come from the deployed scorer's scores, one per snippet like the offline ones.
+        assert_eq!(v["alert_scores"].as_array().unwrap().len(), v["scores"].as_array().unwrap().len());
     }
+    assert_eq!(j["alert_scoring"], "window (32 snippets, lookahead 2)", "the shipped model's scorer");
     assert_eq!(per_video[0]["label"], "abnormal");
     assert_eq!(per_video[7]["label"], "normal");
     assert_eq!(j["ttd"]["per_video"].as_array().unwrap().len(), 4, "one entry per abnormal video");

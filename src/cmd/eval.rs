@@ -112,10 +112,11 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_else(|| format!("line{}", v.line));
+            // The scores the alerts and thresholds belong to (the deployed scorer's).
             let input = PlotInput {
-                title: format!("{} ({})", v.name, model.manifest.name),
+                title: format!("{} ({}, {} scores)", v.name, model.manifest.name, alert_scoring),
                 snippets: v
-                    .scores
+                    .alert_scores
                     .iter()
                     .enumerate()
                     .map(|(k, &s)| (k as f64 * per / v.fps, (k + 1) as f64 * per / v.fps, s))

@@ -48,7 +48,10 @@ pub struct VideoRow {
     pub anomalous_frames: usize,
     /// Alerts raised at the model's thresholds.
     pub alerts: usize,
+    /// Offline scores (the curves).
     pub scores: Vec<f32>,
+    /// The deployed scorer's scores (the alerts).
+    pub alert_scores: Vec<f32>,
 }
 
 /// Time to detect over the abnormal videos.
@@ -158,6 +161,7 @@ pub fn evaluate(
             anomalous_frames: anomalous,
             alerts: starts,
             scores: v.scores.clone(),
+            alert_scores: v.alert_scores.clone(),
         });
         details.push(VideoDetail { events, ground_truth: gt::frame_spans(g, v.fps) });
     }
