@@ -67,13 +67,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
             score(e, *label, feats, args.fps)?;
         }
     } else {
-        let (spec, recipe) = model.extractor_parts()?;
-        let spec = ExtractSpec {
-            recipe: recipe.clone(),
-            crops: model.manifest.features.crops,
-            dim: model.manifest.features.dim,
-            max_batch: spec.max_batch,
-        };
+        let spec = ExtractSpec::from_model(&model)?;
         let mut extractor = model.load_extractor(args.threads.max(1))?;
         for (e, label) in entries.iter().zip(&labels) {
             let v = extract_video(&e.path, &mut extractor, &spec)

@@ -70,13 +70,7 @@ pub fn run(args: &FeaturesArgs) -> anyhow::Result<()> {
 
     let mut model = super::load_model(&args.model)?;
     super::apply_provider(&mut model, &args.provider);
-    let (spec, recipe) = model.extractor_parts()?;
-    let spec = ExtractSpec {
-        recipe: recipe.clone(),
-        crops: model.manifest.features.crops,
-        dim: model.manifest.features.dim,
-        max_batch: spec.max_batch,
-    };
+    let spec = ExtractSpec::from_model(&model)?;
     // Fail on a broken runtime or model once, before any worker blames a video for it.
     drop(model.load_extractor(1)?);
     std::fs::create_dir_all(&args.out).map_err(|e| OutputError::write(&args.out, e))?;

@@ -26,6 +26,19 @@ pub struct ExtractSpec {
     pub max_batch: usize,
 }
 
+impl ExtractSpec {
+    /// What a model directory's extractor needs; errors for a score-only model.
+    pub fn from_model(model: &crate::model::ModelDir) -> Result<Self, crate::model::ModelError> {
+        let (spec, recipe) = model.extractor_parts()?;
+        Ok(ExtractSpec {
+            recipe: recipe.clone(),
+            crops: model.manifest.features.crops,
+            dim: model.manifest.features.dim,
+            max_batch: spec.max_batch,
+        })
+    }
+}
+
 /// One video's features.
 #[derive(Debug, Clone)]
 pub struct VideoFeatures {
