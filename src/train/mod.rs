@@ -250,7 +250,8 @@ pub fn train(
                 let (scores, tensors) = match &average {
                     Some(avg) => {
                         let tensors = avg.tensors()?;
-                        (v.score(&Rtfm::from_tensors(widths, snapshot_of(&tensors)?)?)?, tensors)
+                        // Tensors are shared handles: the network reads the same fresh copies.
+                        (v.score(&Rtfm::from_tensors(widths, tensors.clone())?)?, tensors)
                     }
                     None => (v.score(&net)?, snapshot(&net)?),
                 };
@@ -308,11 +309,7 @@ struct Best {
 
 /// Deep copies of every tensor (the variables keep changing).
 fn snapshot(net: &Rtfm) -> candle_core::Result<Vec<(String, Tensor)>> {
-    snapshot_of(net.named_tensors())
-}
-
-fn snapshot_of(tensors: &[(String, Tensor)]) -> candle_core::Result<Vec<(String, Tensor)>> {
-    tensors.iter().map(|(n, t)| Ok((n.clone(), t.copy()?))).collect()
+    net.named_tensors().iter().map(|(n, t)| Ok((n.clone(), t.copy()?))).collect()
 }
 
 /// Scores of one video as the deployed model will produce them: through the streaming scorer
