@@ -65,6 +65,28 @@ impl ScorerConfig {
         }
         Ok(())
     }
+
+    /// How scores are made, for reports: "offline (whole video)" or
+    /// "window (32 snippets, lookahead 2)".
+    pub fn describe(&self) -> String {
+        match self.mode {
+            ScoreMode::Offline => "offline (whole video)".to_string(),
+            ScoreMode::Window => format!("window ({} snippets, lookahead {})", self.window, self.lookahead),
+        }
+    }
+}
+
+/// Scores of one whole video `[T, crops, D]` as a deployed model produces them: through the
+/// streaming scorer with `config` (window mode scores differ from whole-video scores because
+/// the non-local block sees only the window), one per snippet in order. Alert thresholds are set
+/// on these (`vigil train`) and alerts are judged on them (`vigil eval`).
+pub fn deployed_scores(net: &Rtfm, config: ScorerConfig, video: &Array3<f32>) -> Result<Vec<f32>, RtfmError> {
+    let (_, crops, dim) = video.dim();
+    let mut scorer = StreamScorer::new(net, config, crops, dim);
+    let mut out = scorer.push_chunk(video.view())?;
+    out.extend(scorer.finish()?);
+    out.sort_by_key(|s| s.index);
+    Ok(out.into_iter().map(|s| s.score).collect())
 }
 
 /// Anything that scores a whole feature sequence `[T, crops, D]`.

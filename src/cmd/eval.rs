@@ -47,7 +47,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     let mut score = |e: &ListEntry, label, feats: ndarray::Array3<f32>, fps: f64| -> anyhow::Result<()> {
         let what = || format!("{}: scoring {}", at(e), e.path.display());
         let offline = rtfm.score(feats.view()).with_context(what)?;
-        let alert_scores = crate::train::deployed_scores(&rtfm, deployed, &feats).with_context(what)?;
+        let alert_scores = crate::scorer::deployed_scores(&rtfm, deployed, &feats).with_context(what)?;
         videos.push(VideoScores {
             name: e.path.display().to_string(),
             line: e.line,
@@ -78,12 +78,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     }
     bar.finish_and_clear();
 
-    let alert_scoring = match deployed.mode {
-        crate::scorer::ScoreMode::Offline => "offline (whole video)".to_string(),
-        crate::scorer::ScoreMode::Window => {
-            format!("window ({} snippets, lookahead {})", deployed.window, deployed.lookahead)
-        }
-    };
+    let alert_scoring = deployed.describe();
     let src = Sources { list: &args.list, gt: &args.gt, model: &model.manifest.name, alert_scoring: &alert_scoring };
     let (report, details) = evaluate(src, &gt, &videos, policy)?;
     if args.json {

@@ -153,8 +153,8 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         let scores = v
             .normal_videos()
             .iter()
-            .map(|&i| train::deployed_scores(&outcome.net, base.manifest.scorer, &v.videos[i]))
-            .collect::<anyhow::Result<Vec<_>>>()?;
+            .map(|&i| crate::scorer::deployed_scores(&outcome.net, base.manifest.scorer, &v.videos[i]))
+            .collect::<Result<Vec<_>, _>>()?;
         let normal: Vec<&[f32]> = scores.iter().map(Vec::as_slice).collect();
         if let Some((on, off)) = train::alert_thresholds(&normal) {
             alert.on = on;

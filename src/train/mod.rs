@@ -312,22 +312,6 @@ fn snapshot(net: &Rtfm) -> candle_core::Result<Vec<(String, Tensor)>> {
     net.named_tensors().iter().map(|(n, t)| Ok((n.clone(), t.copy()?))).collect()
 }
 
-/// Scores of one video as the deployed model will produce them: through the streaming scorer
-/// with the manifest's scorer settings (window mode scores differ from whole-video scores
-/// because the non-local block sees only the window). The alert thresholds are set on these.
-pub fn deployed_scores(
-    net: &Rtfm,
-    config: crate::scorer::ScorerConfig,
-    video: &Array3<f32>,
-) -> anyhow::Result<Vec<f32>> {
-    let (_, crops, dim) = video.dim();
-    let mut scorer = crate::scorer::StreamScorer::new(net, config, crops, dim);
-    let mut out = scorer.push_chunk(video.view())?;
-    out.extend(scorer.finish()?);
-    out.sort_by_key(|s| s.index);
-    Ok(out.into_iter().map(|s| s.score).collect())
-}
-
 /// Alert thresholds from the snippet scores of normal validation videos: `on` sits just above
 /// the 99.9th percentile of normal scores (plus 0.02), so on data like the validation set almost
 /// no normal snippet can start an alert; `off` is the 95th percentile, where an alert ends once
