@@ -1,4 +1,4 @@
-//! Sinks and telemetry against real servers: a `mosquitto` broker started per test on a free
+//! Sinks and telemetry against real servers: a `mosquitto` broker (plain, password, TLS) started per test on a free
 //! loopback port (stopped and restarted mid-test), a tiny_http webhook receiver that fails on
 //! purpose, and the telemetry endpoint over HTTP. Every wait is bounded; child processes are
 //! killed on drop.
@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::mqtt::{free_port, Broker, Msg, Subscriber};
+use common::mqtt::{free_port, Broker, Msg, Subscriber, TestPki};
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -180,6 +180,51 @@ fn mqtt_with_password_delivers_a_previous_runs_outbox() {
     assert!(!scores[0].retain);
     let v: serde_json::Value = serde_json::from_slice(&scores[0].payload).unwrap();
     assert_eq!(v["camera"], "cam1");
+}
+
+#[test]
+fn mqtt_over_tls_delivers_and_refuses_a_broker_it_cannot_verify() {
+    let pki = TestPki::new();
+    let broker = Broker::start_tls(&pki);
+    // The subscriber listens on the plain listener; vigil publishes over TLS.
+    let sub = Subscriber::start(broker.port, "test-sub-tls", None);
+    let tls_config = |ca: &str| {
+        let text = format!(
+            "host = \"127.0.0.1\"\nport = {}\nclient_id = \"vigil-tls-{ca}\"\n[tls]\nca_file = \"{}\"\n",
+            pki.port,
+            pki.path(&format!("{ca}.crt")).display()
+        );
+        let mut cfg: MqttConfig = toml::from_str(&text).unwrap();
+        cfg.reconnect = Backoff { initial: Duration::from_millis(50), max: Duration::from_millis(300) };
+        cfg
+    };
+    let out = tempfile::tempdir().unwrap();
+
+    // A CA that did not sign the broker's certificate: the handshake fails, the alert waits.
+    let metrics = Metrics::new(["cam1"], ["mqtt"]);
+    let dir = out.path().join("untrusted");
+    let mut bad =
+        MqttSink::start(&tls_config("other_ca"), Outbox::open(&dir, 10).unwrap(), metrics.sink("mqtt")).unwrap();
+    bad.send(&event(1)).unwrap();
+    common::mqtt::wait_until("a failed TLS connection", Duration::from_secs(10), || {
+        metrics.sink("mqtt").is_some_and(|m| m.failures.load(Ordering::Relaxed) >= 1)
+    });
+    assert_eq!(bad.depth(), 1);
+    assert!(bad.flush(Duration::from_millis(10)).is_err());
+    drop(bad);
+    assert_eq!(outbox_files(&dir).len(), 1, "the undelivered alert stays on disk");
+
+    // The right CA: delivered in order over TLS, the outbox empties.
+    let dir = out.path().join("trusted");
+    let mut sink = MqttSink::start(&tls_config("ca"), Outbox::open(&dir, 10).unwrap(), None).unwrap();
+    for i in 1..=3 {
+        sink.send(&event(i)).unwrap();
+    }
+    let mut seen = Vec::new();
+    sub.collect_until(Duration::from_secs(10), &mut seen, |m| alert_ids(m).len() >= 3);
+    assert_eq!(alert_ids(&seen), ids(1..=3));
+    sink.flush(Duration::from_secs(5)).unwrap();
+    assert!(outbox_files(&dir).is_empty());
 }
 
 /// A webhook receiver failing the first `fail` requests with 500.

@@ -46,12 +46,29 @@ pub struct Broker {
 impl Broker {
     /// `users`: `(user, password)` pairs; empty = anonymous access.
     pub fn start(users: &[(&str, &str)]) -> Broker {
+        Self::start_with(users, None)
+    }
+
+    /// Also a TLS listener on `tls.port` serving `tls`'s server certificate; the plain
+    /// listener stays (the test subscriber uses it).
+    pub fn start_tls(tls: &TestPki) -> Broker {
+        Self::start_with(&[], Some(tls))
+    }
+
+    fn start_with(users: &[(&str, &str)], tls: Option<&TestPki>) -> Broker {
         let dir = tempfile::tempdir().unwrap();
         let mut conf = format!(
             "listener {port} 127.0.0.1\npersistence true\npersistence_location {d}/\nlog_dest stderr\n",
             port = free_port(),
             d = dir.path().display()
         );
+        if let Some(t) = tls {
+            let d = t.dir.path().display();
+            conf.push_str(&format!(
+                "listener {} 127.0.0.1\ncafile {d}/ca.crt\ncertfile {d}/server.crt\nkeyfile {d}/server.key\n",
+                t.port
+            ));
+        }
         if users.is_empty() {
             conf.push_str("allow_anonymous true\n");
         } else {
@@ -128,6 +145,56 @@ impl Broker {
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("mosquitto.log")).unwrap_or_default()
+    }
+}
+
+/// A throw-away certificate authority and a server certificate for 127.0.0.1 signed by it,
+/// made with the `openssl` command (P-256 keys, valid two days), plus a port for the broker's
+/// TLS listener. `other_ca` is a second, unrelated CA: a client trusting only it must refuse
+/// the broker.
+pub struct TestPki {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+}
+
+impl TestPki {
+    pub fn new() -> TestPki {
+        let dir = tempfile::tempdir().unwrap();
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(dir.path())
+                .output()
+                .expect("the openssl command (package openssl) is needed for the TLS test");
+            assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        };
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+        for ca in ["ca", "other_ca"] {
+            let (key, crt, subj) = (format!("{ca}.key"), format!("{ca}.crt"), format!("/CN=vigil test {ca}"));
+            let mut args = vec!["req", "-x509"];
+            args.extend(ec);
+            args.extend(["-keyout", &key, "-out", &crt, "-days", "2", "-subj", &subj]);
+            args.extend(["-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign"]);
+            openssl(&args);
+        }
+        let mut args = vec!["req"];
+        args.extend(ec);
+        args.extend(["-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"]);
+        openssl(&args);
+        std::fs::write(
+            dir.path().join("server.ext"),
+            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n\
+             extendedKeyUsage=serverAuth\n",
+        )
+        .unwrap();
+        let sign = "x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt -days 2 \
+                    -extfile server.ext";
+        openssl(&sign.split_whitespace().collect::<Vec<_>>());
+        TestPki { dir, port: free_port() }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
     }
 }
 
