@@ -1,7 +1,7 @@
-//! Sinks and telemetry against real servers: a `mosquitto` broker (plain, password, TLS) started per test on a free
-//! loopback port (stopped and restarted mid-test), a tiny_http webhook receiver that fails on
-//! purpose, and the telemetry endpoint over HTTP. Every wait is bounded; child processes are
-//! killed on drop.
+//! Sinks and telemetry against real servers: a `mosquitto` broker (plain, with passwords, or
+//! with a TLS listener) started per test on a free loopback port (stopped and restarted
+//! mid-test), a tiny_http webhook receiver that fails on purpose, and the telemetry endpoint
+//! over HTTP. Every wait is bounded; child processes are killed on drop.
 #![allow(clippy::unwrap_used)]
 
 mod common;
