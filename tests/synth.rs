@@ -147,6 +147,16 @@ fn small_benchmark_is_complete_consistent_and_deterministic() {
         let (n, w, h, _) = decode_digest(&a.path().join(&r.video)).unwrap();
         assert_eq!(n, r.frames, "{}", r.video);
         assert_eq!((w, h), (160, 120), "{}", r.video);
+        // FFmpeg's decoder, as strict as any player: not one damaged JPEG (OpenCV 4.6's own
+        // MJPEG writer truncated some frames, which FFmpeg reports as `[mjpeg] error`).
+        let out = std::process::Command::new("ffmpeg")
+            .args(["-v", "error", "-i"])
+            .arg(a.path().join(&r.video))
+            .args(["-f", "null", "-"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success() && stderr.trim().is_empty(), "{}: {stderr}", r.video);
     }
     let kinds: BTreeSet<&str> = rs.iter().filter(|r| r.label == 1).map(|r| r.kind.as_str()).collect();
     for k in vigil::synth::EventKind::ALL {

@@ -1,17 +1,17 @@
-//! The only OpenCV contact of the generator: decoding the real source into owned rasters, writing
-//! MJPG/AVI files, and decoding them back for checks. MJPG is intra-only, so every frame decodes
-//! on its own and fast, and OpenCV's built-in MJPEG writer needs no external encoder.
+//! The only OpenCV contact of the generator: decoding the real source into owned rasters,
+//! encoding frames to JPEG for MJPG/AVI files, and decoding them back for checks. MJPG is
+//! intra-only, so every frame decodes on its own and fast, and needs no external encoder.
 
 use super::raster::Image;
 use super::SynthError;
 use opencv::core::{Mat, Size, Vec3b};
 use opencv::prelude::*;
-use opencv::{imgproc, videoio};
+use opencv::{imgcodecs, imgproc, videoio};
 use std::path::{Path, PathBuf};
 
 /// JPEG quality of written frames: high enough that blocking artefacts stay below the sensor
 /// noise we add, low enough to keep the full benchmark well under 2 GB.
-const JPEG_QUALITY: f64 = 85.0;
+const JPEG_QUALITY: i32 = 85;
 
 fn cv_err(path: &Path) -> impl Fn(opencv::Error) -> String + '_ {
     move |e| format!("{} (OpenCV: {e})", path.display())
@@ -61,56 +61,43 @@ fn to_image(mat: &Mat) -> Result<Image, String> {
     Ok(Image { width: mat.cols() as usize, height: mat.rows() as usize, data: bytes })
 }
 
-/// An open MJPG/AVI writer for one output video.
+/// An open MJPG/AVI writer for one output video: each frame is encoded to JPEG by OpenCV's
+/// `imencode` (libjpeg, baseline, deterministic) and muxed by [`super::avi`]. OpenCV 4.6's own
+/// MJPEG writer (`CAP_OPENCV_MJPEG`) is not used: it drops the last bytes of some frames
+/// (OpenCV issues 19634 and 24171, fixed in 4.9), which FFmpeg reports as `[mjpeg] error`.
 pub struct VideoOut {
-    writer: videoio::VideoWriter,
+    avi: super::avi::AviWriter,
     path: PathBuf,
     frames: usize,
+    params: opencv::core::Vector<i32>,
+    jpeg: opencv::core::Vector<u8>,
 }
 
 impl VideoOut {
     pub fn create(path: &Path, fps: f64, width: usize, height: usize) -> Result<Self, SynthError> {
-        let err = |reason: String| SynthError::Writer { path: path.to_path_buf(), reason };
-        let name = path.to_str().ok_or_else(|| err("path is not valid UTF-8".into()))?;
-        let fourcc = videoio::VideoWriter::fourcc('M', 'J', 'P', 'G').map_err(|e| err(e.to_string()))?;
-        // OpenCV's own MJPEG muxer: deterministic bytes and no dependency on FFmpeg's encoders.
-        // Quality is passed at open (the MJPEG writer reads it there) and set again afterwards
-        // for builds that only honour the property.
-        let params = opencv::core::Vector::<i32>::from_slice(&[videoio::VIDEOWRITER_PROP_QUALITY, JPEG_QUALITY as i32]);
-        let mut writer = videoio::VideoWriter::new_with_backend_params(
-            name,
-            videoio::CAP_OPENCV_MJPEG,
-            fourcc,
-            fps,
-            Size::new(width as i32, height as i32),
-            &params,
-        )
-        .map_err(|e| err(e.to_string()))?;
-        if !writer.is_opened().map_err(|e| err(e.to_string()))? {
-            return Err(err("OpenCV could not open an MJPG writer (directory missing or not writable?)".into()));
-        }
-        let honoured = writer.set(videoio::VIDEOWRITER_PROP_QUALITY, JPEG_QUALITY).unwrap_or(false);
-        tracing::trace!(honoured, path = %path.display(), "synth: MJPG quality property");
-        Ok(VideoOut { writer, path: path.to_path_buf(), frames: 0 })
+        let avi = super::avi::AviWriter::create(path, fps, width, height)
+            .map_err(|e| SynthError::Writer { path: path.to_path_buf(), reason: e.to_string() })?;
+        let params = opencv::core::Vector::<i32>::from_slice(&[imgcodecs::IMWRITE_JPEG_QUALITY, JPEG_QUALITY]);
+        Ok(VideoOut { avi, path: path.to_path_buf(), frames: 0, params, jpeg: opencv::core::Vector::new() })
     }
 
     pub fn write(&mut self, img: &Image) -> Result<(), SynthError> {
         let err = |reason: String| SynthError::Write { path: self.path.clone(), frame: self.frames, reason };
         let mat = Mat::new_rows_cols_with_bytes::<Vec3b>(img.height as i32, img.width as i32, &img.data)
             .map_err(|e| err(e.to_string()))?;
-        self.writer.write(&mat).map_err(|e| err(e.to_string()))?;
+        let ok = imgcodecs::imencode(".jpg", &mat, &mut self.jpeg, &self.params).map_err(|e| err(e.to_string()))?;
+        if !ok {
+            return Err(err("OpenCV could not encode the frame as JPEG".into()));
+        }
+        self.avi.write_frame(self.jpeg.as_slice()).map_err(|e| err(e.to_string()))?;
         self.frames += 1;
         Ok(())
     }
 
     /// Closes the file (writes the AVI index); returns the frame count.
-    pub fn finish(mut self) -> Result<usize, SynthError> {
-        self.writer.release().map_err(|e| SynthError::Write {
-            path: self.path.clone(),
-            frame: self.frames,
-            reason: e.to_string(),
-        })?;
-        Ok(self.frames)
+    pub fn finish(self) -> Result<usize, SynthError> {
+        let (path, frames) = (self.path, self.frames);
+        self.avi.finish().map_err(|e| SynthError::Write { path, frame: frames, reason: e.to_string() })
     }
 }
 
