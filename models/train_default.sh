@@ -4,7 +4,7 @@
 #   models/train_default.sh [DATA_DIR] [WORK_DIR]
 #
 # DATA_DIR (default out/synth-full) holds `vigil synth --size full --seed 1`; it is generated
-# there when its train.list is missing (~6.5 min on 2 cores). WORK_DIR (default a new
+# there when its train.list is missing (~4-7 min on 2 cores). WORK_DIR (default a new
 # temporary directory) receives the untrained base model, the features and one training run
 # per seed. Steps:
 #   1. models/make_default_model.py writes the fixed extractor and an untrained RTFM (base);

@@ -31,7 +31,7 @@ use std::time::Instant;
 pub enum SynthSize {
     /// 26 videos of 96..160 frames at 160x120: a CI fixture (seconds to generate).
     Small,
-    /// 340 videos of 96..240 frames at 320x240: the benchmark (~57k frames, ~1.5 GB of MJPG).
+    /// 340 videos of 96..240 frames at 320x240: the benchmark (~57k frames, ~0.8 GB of MJPG).
     Full,
 }
 
