@@ -163,7 +163,6 @@ impl AviWriter {
             self.file.write_all(&v.to_le_bytes())?;
         }
         self.file.flush()?;
-        self.file.get_ref().sync_data().ok();
         Ok(self.index.len())
     }
 }
