@@ -179,7 +179,17 @@ fn learns_synthetic_bursts_and_writes_a_complete_model() {
     assert_eq!(rec["val_metric"], "frame_auc");
     assert!(rec["best_val_metric"].as_f64().unwrap() > 0.5);
     assert!(rec["seconds"].as_f64().unwrap() > 0.0);
-    assert!(out.join("README.md").is_file());
+    // Where `on` leaves the validation videos: 4 normal, 4 abnormal; `on` sits above every
+    // normal video's maximum, and the card says so.
+    let point = &rec["alert"]["validation"];
+    assert_eq!(point["normal_videos"], 4, "{point}");
+    assert_eq!(point["abnormal_videos"], 4, "{point}");
+    assert_eq!(point["normal_videos_reaching_on"], 0, "{point}");
+    let maxima = point["highest_normal_video_maxima"].as_array().unwrap();
+    assert_eq!(maxima.len(), 3);
+    assert!(maxima.iter().all(|x| x.as_f64().unwrap() < f64::from(m.alert.on)), "{point}");
+    let card = std::fs::read_to_string(out.join("README.md")).unwrap();
+    assert!(card.contains("is reached by 0 of 4 normal and"), "{card}");
 }
 
 #[test]

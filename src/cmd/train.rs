@@ -149,18 +149,21 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     // Alert thresholds from the normal validation videos' scores of the selected weights.
     let mut alert = base.manifest.alert;
     let mut thresholds_from = "base model (no normal validation videos)";
+    let mut operating_point = serde_json::Value::Null;
     if let Some(v) = &val {
-        let scores = v
-            .normal_videos()
-            .iter()
-            .map(|&i| crate::scorer::deployed_scores(&outcome.net, base.manifest.scorer, &v.videos[i]))
+        let deployed = (0..v.videos.len())
+            .map(|i| crate::scorer::deployed_scores(&outcome.net, base.manifest.scorer, &v.videos[i]))
             .collect::<Result<Vec<_>, _>>()?;
-        let normal: Vec<&[f32]> = scores.iter().map(Vec::as_slice).collect();
+        let normal_idx = v.normal_videos();
+        let normal: Vec<&[f32]> = normal_idx.iter().map(|&i| deployed[i].as_slice()).collect();
         if let Some((on, off)) = train::alert_thresholds(&normal) {
             alert.on = on;
             alert.off = off;
             thresholds_from = "validation: scores of the normal validation videos under the manifest's scorer settings; on = their 99.9th percentile + 0.02, off = their 95th percentile (at least 0.05 below on)";
         }
+        let other: Vec<&[f32]> =
+            (0..deployed.len()).filter(|i| !normal_idx.contains(i)).map(|i| deployed[i].as_slice()).collect();
+        operating_point = train::operating_point(&normal, &other, alert.on);
     }
 
     let weights_path = out.join(WEIGHTS);
@@ -207,7 +210,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         "selected_iteration": outcome.best_iteration,
         "val_metric": outcome.metric_kind,
         "best_val_metric": outcome.best_metric,
-        "alert": { "on": alert.on, "off": alert.off, "from": thresholds_from },
+        "alert": { "on": alert.on, "off": alert.off, "from": thresholds_from, "validation": operating_point },
     });
     let record_path = out.join(RECORD);
     std::fs::write(&record_path, serde_json::to_string_pretty(&record)?)
@@ -226,6 +229,9 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         outcome.best_iteration,
         outcome.best_metric.map(|m| format!(", validation {m:.4}")).unwrap_or_default()
     );
+    if let Some(t) = operating_point_sentence(&record["alert"]["validation"]) {
+        eprintln!("alert thresholds on {:.4} / off {:.4}: {t}", alert.on, alert.off);
+    }
     Ok(())
 }
 
@@ -280,6 +286,27 @@ fn progress_bar(show: bool, iterations: usize) -> ProgressBar {
 }
 
 /// A short model card: what was trained on what, and where the thresholds came from.
+/// "`on` is reached by 0 of 20 normal and 8 of 20 abnormal validation videos (highest normal
+/// video maxima 0.747, 0.595, 0.501)", from `train::operating_point`'s record.
+fn operating_point_sentence(p: &serde_json::Value) -> Option<String> {
+    let n = |k: &str| p.get(k).and_then(serde_json::Value::as_u64);
+    let maxima: Vec<String> = p
+        .get("highest_normal_video_maxima")?
+        .as_array()?
+        .iter()
+        .filter_map(serde_json::Value::as_f64)
+        .map(|m| format!("{m:.3}"))
+        .collect();
+    Some(format!(
+        "`on` is reached by {} of {} normal and {} of {} abnormal validation videos (highest normal video maxima {})",
+        n("normal_videos_reaching_on")?,
+        n("normal_videos")?,
+        n("abnormal_videos_reaching_on")?,
+        n("abnormal_videos")?,
+        if maxima.is_empty() { "none".to_string() } else { maxima.join(", ") }
+    ))
+}
+
 fn write_card(out: &Path, m: &Manifest, record: &serde_json::Value) -> Result<(), OutputError> {
     let path = out.join("README.md");
     let text = format!(
@@ -289,8 +316,8 @@ fn write_card(out: &Path, m: &Manifest, record: &serde_json::Value) -> Result<()
          iterations, time taken and the best validation metric; `train_log.jsonl` holds the loss\n\
          terms and the validation metric at every evaluation.\n\n\
          ## Alert thresholds\n\n\
-         `on = {on}`, `off = {off}`: {from}. Validation videos are not the camera: check the\n\
-         thresholds on a recording of the scene before relying on them.\n\n\
+         `on = {on}`, `off = {off}`: {from}.{point} Validation videos are not the camera: check\n\
+         the thresholds on a recording of the scene before relying on them.\n\n\
          ## Model selection\n\n\
          The weights are those of the evaluation with the best validation metric ({metric});\n\
          no test list is ever read during training.\n",
@@ -299,6 +326,7 @@ fn write_card(out: &Path, m: &Manifest, record: &serde_json::Value) -> Result<()
         on = m.alert.on,
         off = m.alert.off,
         from = record["alert"]["from"].as_str().unwrap_or(""),
+        point = operating_point_sentence(&record["alert"]["validation"]).map(|t| format!(" {t}.")).unwrap_or_default(),
         metric = record["val_metric"].as_str().unwrap_or("none: the last iteration is kept"),
     );
     std::fs::write(&path, text).map_err(|e| OutputError::write(&path, e))
