@@ -285,7 +285,6 @@ fn progress_bar(show: bool, iterations: usize) -> ProgressBar {
     bar
 }
 
-/// A short model card: what was trained on what, and where the thresholds came from.
 /// "`on` is reached by 0 of 20 normal and 8 of 20 abnormal validation videos (highest normal
 /// video maxima 0.747, 0.595, 0.501)", from `train::operating_point`'s record.
 fn operating_point_sentence(p: &serde_json::Value) -> Option<String> {
@@ -307,6 +306,7 @@ fn operating_point_sentence(p: &serde_json::Value) -> Option<String> {
     ))
 }
 
+/// A short model card: what was trained on what, and where the thresholds came from.
 fn write_card(out: &Path, m: &Manifest, record: &serde_json::Value) -> Result<(), OutputError> {
     let path = out.join("README.md");
     let text = format!(
