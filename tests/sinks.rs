@@ -16,7 +16,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use vigil::alert::{AlertEvent, EventKind};
-use vigil::config::{Backoff, MqttConfig, MqttScores, Secret, UrlString, WebhookConfig};
+use vigil::config::{Backoff, MqttConfig, MqttScores, MqttTls, Secret, UrlString, WebhookConfig};
 use vigil::sink::{MqttSink, Outbox, Sink, SinkSet, WebhookSink};
 use vigil::telemetry::{Metrics, Stage, TelemetryServer};
 
@@ -189,13 +189,9 @@ fn mqtt_over_tls_delivers_and_refuses_a_broker_it_cannot_verify() {
     // The subscriber listens on the plain listener; vigil publishes over TLS.
     let sub = Subscriber::start(broker.port, "test-sub-tls", None);
     let tls_config = |ca: &str| {
-        let text = format!(
-            "host = \"127.0.0.1\"\nport = {}\nclient_id = \"vigil-tls-{ca}\"\n[tls]\nca_file = \"{}\"\n",
-            pki.port,
-            pki.path(&format!("{ca}.crt")).display()
-        );
-        let mut cfg: MqttConfig = toml::from_str(&text).unwrap();
-        cfg.reconnect = Backoff { initial: Duration::from_millis(50), max: Duration::from_millis(300) };
+        let mut cfg = mqtt_config(pki.port, None);
+        cfg.client_id = format!("vigil-tls-{ca}");
+        cfg.tls = Some(MqttTls { ca_file: pki.path(&format!("{ca}.crt")), client_cert: None, client_key: None });
         cfg
     };
     let out = tempfile::tempdir().unwrap();

@@ -149,7 +149,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     // Alert thresholds from the normal validation videos' scores of the selected weights.
     let mut alert = base.manifest.alert;
     let mut thresholds_from = "base model (no normal validation videos)";
-    let mut operating_point = serde_json::Value::Null;
+    let mut operating_point = None;
     if let Some(v) = &val {
         let deployed = (0..v.videos.len())
             .map(|i| crate::scorer::deployed_scores(&outcome.net, base.manifest.scorer, &v.videos[i]))
@@ -163,7 +163,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         }
         let other: Vec<&[f32]> =
             (0..deployed.len()).filter(|i| !normal_idx.contains(i)).map(|i| deployed[i].as_slice()).collect();
-        operating_point = train::operating_point(&normal, &other, alert.on);
+        operating_point = Some(train::OperatingPoint::new(&normal, &other, alert.on));
     }
 
     let weights_path = out.join(WEIGHTS);
@@ -215,7 +215,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     let record_path = out.join(RECORD);
     std::fs::write(&record_path, serde_json::to_string_pretty(&record)?)
         .map_err(|e| OutputError::write(&record_path, e))?;
-    write_card(out, &manifest, &record)?;
+    write_card(out, &manifest, &record, operating_point.as_ref())?;
 
     // Prove the directory loads the way `score` and `replay` will load it.
     let check = ModelDir::load(out)?;
@@ -229,8 +229,8 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         outcome.best_iteration,
         outcome.best_metric.map(|m| format!(", validation {m:.4}")).unwrap_or_default()
     );
-    if let Some(t) = operating_point_sentence(&record["alert"]["validation"]) {
-        eprintln!("alert thresholds on {:.4} / off {:.4}: {t}", alert.on, alert.off);
+    if let Some(p) = &operating_point {
+        eprintln!("alert thresholds on {:.4} / off {:.4}: {}", alert.on, alert.off, p.sentence());
     }
     Ok(())
 }
@@ -285,29 +285,13 @@ fn progress_bar(show: bool, iterations: usize) -> ProgressBar {
     bar
 }
 
-/// "`on` is reached by 0 of 20 normal and 8 of 20 abnormal validation videos (highest normal
-/// video maxima 0.747, 0.595, 0.501)", from `train::operating_point`'s record.
-fn operating_point_sentence(p: &serde_json::Value) -> Option<String> {
-    let n = |k: &str| p.get(k).and_then(serde_json::Value::as_u64);
-    let maxima: Vec<String> = p
-        .get("highest_normal_video_maxima")?
-        .as_array()?
-        .iter()
-        .filter_map(serde_json::Value::as_f64)
-        .map(|m| format!("{m:.3}"))
-        .collect();
-    Some(format!(
-        "`on` is reached by {} of {} normal and {} of {} abnormal validation videos (highest normal video maxima {})",
-        n("normal_videos_reaching_on")?,
-        n("normal_videos")?,
-        n("abnormal_videos_reaching_on")?,
-        n("abnormal_videos")?,
-        if maxima.is_empty() { "none".to_string() } else { maxima.join(", ") }
-    ))
-}
-
 /// A short model card: what was trained on what, and where the thresholds came from.
-fn write_card(out: &Path, m: &Manifest, record: &serde_json::Value) -> Result<(), OutputError> {
+fn write_card(
+    out: &Path,
+    m: &Manifest,
+    record: &serde_json::Value,
+    point: Option<&train::OperatingPoint>,
+) -> Result<(), OutputError> {
     let path = out.join("README.md");
     let text = format!(
         "# {name}\n\n{desc}\n\n\
@@ -326,7 +310,7 @@ fn write_card(out: &Path, m: &Manifest, record: &serde_json::Value) -> Result<()
         on = m.alert.on,
         off = m.alert.off,
         from = record["alert"]["from"].as_str().unwrap_or(""),
-        point = operating_point_sentence(&record["alert"]["validation"]).map(|t| format!(" {t}.")).unwrap_or_default(),
+        point = point.map(|p| format!(" {}.", p.sentence())).unwrap_or_default(),
         metric = record["val_metric"].as_str().unwrap_or("none: the last iteration is kept"),
     );
     std::fs::write(&path, text).map_err(|e| OutputError::write(&path, e))

@@ -333,19 +333,45 @@ pub fn alert_thresholds(normal_scores: &[&[f32]]) -> Option<(f32, f32)> {
 /// reach it anywhere, and the highest per-video maxima of the normal ones, which show whether
 /// `on` rests on one outlier video. "Reaching `on`" ignores the minimum duration, so it bounds
 /// the alerts from above.
-pub fn operating_point(normal: &[&[f32]], other: &[&[f32]], on: f32) -> serde_json::Value {
-    let max = |s: &[f32]| s.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let reaching = |v: &[&[f32]]| v.iter().filter(|s| max(s) >= on).count();
-    let mut maxima: Vec<f32> = normal.iter().map(|s| max(s)).filter(|m| m.is_finite()).collect();
-    maxima.sort_by(|a, b| b.total_cmp(a));
-    maxima.truncate(3);
-    serde_json::json!({
-        "normal_videos": normal.len(),
-        "normal_videos_reaching_on": reaching(normal),
-        "highest_normal_video_maxima": maxima,
-        "abnormal_videos": other.len(),
-        "abnormal_videos_reaching_on": reaching(other),
-    })
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct OperatingPoint {
+    pub normal_videos: usize,
+    pub normal_videos_reaching_on: usize,
+    /// At most three, highest first.
+    pub highest_normal_video_maxima: Vec<f32>,
+    pub abnormal_videos: usize,
+    pub abnormal_videos_reaching_on: usize,
+}
+
+impl OperatingPoint {
+    pub fn new(normal: &[&[f32]], other: &[&[f32]], on: f32) -> Self {
+        let max = |s: &[f32]| s.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let reaching = |v: &[&[f32]]| v.iter().filter(|s| max(s) >= on).count();
+        let mut maxima: Vec<f32> = normal.iter().map(|s| max(s)).filter(|m| m.is_finite()).collect();
+        maxima.sort_by(|a, b| b.total_cmp(a));
+        maxima.truncate(3);
+        OperatingPoint {
+            normal_videos: normal.len(),
+            normal_videos_reaching_on: reaching(normal),
+            highest_normal_video_maxima: maxima,
+            abnormal_videos: other.len(),
+            abnormal_videos_reaching_on: reaching(other),
+        }
+    }
+
+    /// "`on` is reached by 0 of 20 normal and 8 of 20 abnormal validation videos (highest
+    /// normal video maxima 0.747, 0.595, 0.501)".
+    pub fn sentence(&self) -> String {
+        let maxima: Vec<String> = self.highest_normal_video_maxima.iter().map(|m| format!("{m:.3}")).collect();
+        format!(
+            "`on` is reached by {} of {} normal and {} of {} abnormal validation videos (highest normal video maxima {})",
+            self.normal_videos_reaching_on,
+            self.normal_videos,
+            self.abnormal_videos_reaching_on,
+            self.abnormal_videos,
+            if maxima.is_empty() { "none".to_string() } else { maxima.join(", ") }
+        )
+    }
 }
 
 #[cfg(test)]
@@ -356,7 +382,7 @@ mod tests {
     fn operating_point_counts_videos_reaching_on() {
         let (n1, n2, n3) = ([0.1f32, 0.2].as_slice(), [0.5f32, 0.3].as_slice(), [0.7f32].as_slice());
         let (a1, a2) = ([0.2f32, 0.9].as_slice(), [0.4f32].as_slice());
-        let p = operating_point(&[n1, n2, n3], &[a1, a2], 0.6);
+        let p = serde_json::to_value(OperatingPoint::new(&[n1, n2, n3], &[a1, a2], 0.6)).unwrap();
         assert_eq!(p["normal_videos"], 3);
         assert_eq!(p["normal_videos_reaching_on"], 1);
         assert_eq!(p["abnormal_videos"], 2);
@@ -366,7 +392,7 @@ mod tests {
         assert_eq!(m.len(), 3);
         assert!((m[0] - 0.7).abs() < 1e-6 && (m[1] - 0.5).abs() < 1e-6 && (m[2] - 0.2).abs() < 1e-6, "{m:?}");
         // An empty video has no maximum and is not counted as reaching on.
-        let p = operating_point(&[&[]], &[], 0.1);
+        let p = serde_json::to_value(OperatingPoint::new(&[&[]], &[], 0.1)).unwrap();
         assert_eq!(p["normal_videos_reaching_on"], 0);
         assert_eq!(p["highest_normal_video_maxima"].as_array().unwrap().len(), 0);
     }
