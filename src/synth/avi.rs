@@ -138,6 +138,11 @@ impl AviWriter {
         Ok(())
     }
 
+    /// Frames written so far.
+    pub fn frames(&self) -> usize {
+        self.index.len()
+    }
+
     /// Writes the index and the sizes; returns the number of frames.
     pub fn finish(mut self) -> std::io::Result<usize> {
         let movi_size = (self.pos - (MOVI_LIST_AT + 8)) as u32;

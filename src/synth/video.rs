@@ -68,7 +68,6 @@ fn to_image(mat: &Mat) -> Result<Image, String> {
 pub struct VideoOut {
     avi: super::avi::AviWriter,
     path: PathBuf,
-    frames: usize,
     params: opencv::core::Vector<i32>,
     jpeg: opencv::core::Vector<u8>,
 }
@@ -78,11 +77,13 @@ impl VideoOut {
         let avi = super::avi::AviWriter::create(path, fps, width, height)
             .map_err(|e| SynthError::Writer { path: path.to_path_buf(), reason: e.to_string() })?;
         let params = opencv::core::Vector::<i32>::from_slice(&[imgcodecs::IMWRITE_JPEG_QUALITY, JPEG_QUALITY]);
-        Ok(VideoOut { avi, path: path.to_path_buf(), frames: 0, params, jpeg: opencv::core::Vector::new() })
+        Ok(VideoOut { avi, path: path.to_path_buf(), params, jpeg: opencv::core::Vector::new() })
     }
 
     pub fn write(&mut self, img: &Image) -> Result<(), SynthError> {
-        let err = |reason: String| SynthError::Write { path: self.path.clone(), frame: self.frames, reason };
+        let frame = self.avi.frames();
+        let path = &self.path;
+        let err = |reason: String| SynthError::Write { path: path.clone(), frame, reason };
         let mat = Mat::new_rows_cols_with_bytes::<Vec3b>(img.height as i32, img.width as i32, &img.data)
             .map_err(|e| err(e.to_string()))?;
         let ok = imgcodecs::imencode(".jpg", &mat, &mut self.jpeg, &self.params).map_err(|e| err(e.to_string()))?;
@@ -90,13 +91,12 @@ impl VideoOut {
             return Err(err("OpenCV could not encode the frame as JPEG".into()));
         }
         self.avi.write_frame(self.jpeg.as_slice()).map_err(|e| err(e.to_string()))?;
-        self.frames += 1;
         Ok(())
     }
 
     /// Closes the file (writes the AVI index); returns the frame count.
     pub fn finish(self) -> Result<usize, SynthError> {
-        let (path, frames) = (self.path, self.frames);
+        let (path, frames) = (self.path, self.avi.frames());
         self.avi.finish().map_err(|e| SynthError::Write { path, frame: frames, reason: e.to_string() })
     }
 }
