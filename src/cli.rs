@@ -312,9 +312,10 @@ pub struct EvalArgs {
     #[arg(long, value_name = "DIR")]
     pub plot: Option<PathBuf>,
     /// Frame rate of feature-list entries, for time to detect and alerts per hour only
-    /// (ShanghaiTech 24, UCF-Crime 30). Videos use their own.
-    #[arg(long, default_value_t = 30.0, value_name = "FPS")]
-    pub fps: f64,
+    /// (ShanghaiTech 24, UCF-Crime 30). Default: each feature file's own, from the `<stem>.json`
+    /// that `vigil features` writes beside it, else 30. Videos always use their own.
+    #[arg(long, value_name = "FPS")]
+    pub fps: Option<f64>,
     /// Rewrite a path prefix in the list (`FROM=TO`); repeatable.
     #[arg(long, value_name = "FROM=TO")]
     pub remap: Vec<crate::lists::Remap>,
@@ -380,8 +381,16 @@ pub struct TrainArgs {
     #[arg(long, value_name = "M")]
     pub margin: Option<f32>,
     /// Weight of the magnitude term.
-    #[arg(long, default_value_t = 1e-4)]
+    #[arg(long, default_value_t = 1e-4, value_parser = loss_weight)]
     pub alpha: f32,
+    /// Weight of the sparsity term on the abnormal videos' snippet scores (reference 8e-3).
+    /// Larger values press down the scores of the parts of an abnormal video that are not
+    /// among its top-k.
+    #[arg(long, default_value_t = 8e-3, value_parser = loss_weight)]
+    pub sparsity: f32,
+    /// Weight of the temporal smoothness term on the abnormal videos' scores (reference 8e-4).
+    #[arg(long, default_value_t = 8e-4, value_parser = loss_weight)]
+    pub smoothness: f32,
     /// Validation list (labelled like the training list) for model selection and thresholds.
     #[arg(long, value_name = "FILE")]
     pub val_list: Option<PathBuf>,
@@ -403,4 +412,13 @@ pub struct TrainArgs {
     /// Never show the progress bar (it shows only on a terminal anyway).
     #[arg(long)]
     pub no_progress: bool,
+}
+
+/// A loss term's weight: a finite number >= 0.
+fn loss_weight(s: &str) -> Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(w) if w.is_finite() && w >= 0.0 => Ok(w),
+        Ok(_) => Err(format!("expected a finite weight >= 0, got {s}")),
+        Err(e) => Err(format!("expected a finite weight >= 0: {e}")),
+    }
 }

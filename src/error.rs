@@ -76,7 +76,10 @@ pub fn exit_code(err: &anyhow::Error) -> Exit {
                 _ => Exit::Model,
             };
         }
-        if cause.is::<NpyError>() || cause.is::<crate::train::TrainError>() {
+        if cause.is::<NpyError>()
+            || cause.is::<crate::train::TrainError>()
+            || cause.is::<crate::eval::meta::MetaError>()
+        {
             return Exit::Features;
         }
         if cause.is::<CheckpointError>() {

@@ -55,16 +55,21 @@ fn eval_json(list: &Path, gt: &Path, extra: &[&str]) -> Value {
     serde_json::from_str(&assert_ok(&vigil(&args))).unwrap()
 }
 
-/// `frames` per test video from labels.csv, in test-list order.
-fn test_frames(synth: &Path) -> Vec<usize> {
+/// Column `col` of labels.csv (7 = frames, 8 = fps) per test video, in test-list order.
+fn test_column(synth: &Path, col: usize) -> Vec<f64> {
     let csv = std::fs::read_to_string(synth.join("labels.csv")).unwrap();
     let list = std::fs::read_to_string(synth.join("test.list")).unwrap();
     list.lines()
         .map(|v| {
             let row = csv.lines().find(|l| l.starts_with(&format!("{v},"))).unwrap();
-            row.split(',').nth(7).unwrap().parse().unwrap()
+            row.split(',').nth(col).unwrap().parse().unwrap()
         })
         .collect()
+}
+
+/// `frames` per test video from labels.csv, in test-list order.
+fn test_frames(synth: &Path) -> Vec<usize> {
+    test_column(synth, 7).into_iter().map(|f| f as usize).collect()
 }
 
 #[test]
@@ -80,6 +85,16 @@ fn features_follow_the_rtfm_layout_and_list_order() {
         let a = vigil::npy::read_features(&f.feat.join(npy), Some(DIM)).unwrap();
         assert_eq!(a.shape(), &[frames.div_ceil(16), 1, DIM], "{npy}: T = ceil({frames} / 16)");
     }
+    // Each feature file has a sidecar naming its video, frame rate and shape.
+    let fps = test_column(&f.synth, 8);
+    let frames = test_frames(&f.synth);
+    for (i, (npy, video)) in names.iter().zip(videos.lines()).enumerate() {
+        let meta = vigil::eval::meta::read(&f.feat.join(npy)).unwrap().expect("a .json beside each .npy");
+        assert!(meta.source.ends_with(video), "{} vs {video}", meta.source);
+        assert_eq!((meta.fps, meta.frames as usize), (fps[i], frames[i]), "{npy}");
+        assert_eq!((meta.snippets, meta.crops, meta.dim), (frames[i].div_ceil(16), 1, DIM), "{npy}");
+    }
+    assert!(fps.contains(&10.0) && fps.contains(&15.0), "both parts' frame rates are covered: {fps:?}");
 }
 
 #[test]
@@ -133,6 +148,13 @@ fn eval_of_features_matches_metrics_and_the_video_list() {
     let jv = eval_json(&f.synth.join("test.list"), &gt_path, &[]);
     let auc_v = jv["auc"].as_f64().unwrap();
     assert!((auc - auc_v).abs() < 1e-6, "features {auc} vs videos {auc_v}");
+    // Times too: the feature files' sidecars carry each video's own frame rate.
+    let fps_of = |j: &Value| -> Vec<f64> {
+        j["per_video"].as_array().unwrap().iter().map(|v| v["fps"].as_f64().unwrap()).collect()
+    };
+    assert_eq!(fps_of(&j), fps_of(&jv));
+    assert_eq!(fps_of(&j), test_column(&f.synth, 8));
+    assert!((j["normal_hours"].as_f64().unwrap() - jv["normal_hours"].as_f64().unwrap()).abs() < 1e-12);
 
     // The text report names both PR numbers.
     let text = assert_ok(&vigil(&[
@@ -242,6 +264,47 @@ fn bad_lists_features_and_ground_truth_exit_with_their_codes() {
         ],
     );
 
+    // A feature file whose sidecar names an impossible frame rate: the sidecar, the key, the
+    // list line, exit 5.
+    let copy = d.join("fcopy");
+    std::fs::create_dir(&copy).unwrap();
+    for e in std::fs::read_dir(&f.feat).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), copy.join(e.file_name())).unwrap();
+    }
+    let second = std::fs::read_to_string(copy.join("test.list")).unwrap().lines().nth(1).unwrap().to_string();
+    let npy = copy.join(second.split(',').next().unwrap());
+    let mut meta = vigil::eval::meta::read(&npy).unwrap().unwrap();
+    meta.fps = -1.0;
+    vigil::eval::meta::write(&npy, &meta).unwrap();
+    let bad_json = npy.with_extension("json");
+    assert_fails(
+        &eval(&copy.join("test.list"), &gt),
+        5,
+        &["test.list:2", p(&bad_json), "`fps`", "positive number, got -1"],
+    );
+    // Without a sidecar a feature file is taken as 30 fps, with a warning; `--fps` overrides all.
+    std::fs::remove_file(&bad_json).unwrap();
+    let o = vigil(&["eval", "--list", p(&copy.join("test.list")), "--gt", p(&gt), "--model", p(&m), "--json"]);
+    let j: Value = serde_json::from_str(&assert_ok(&o)).unwrap();
+    assert_eq!(j["per_video"][1]["fps"], 30.0);
+    assert_ne!(j["per_video"][0]["fps"], 30.0);
+    assert!(common::stderr(&o).contains("1 of 8 feature files have no .json sidecar"), "{}", common::stderr(&o));
+    let o = vigil(&[
+        "eval",
+        "--list",
+        p(&copy.join("test.list")),
+        "--gt",
+        p(&gt),
+        "--model",
+        p(&m),
+        "--json",
+        "--fps",
+        "12",
+    ]);
+    let j: Value = serde_json::from_str(&assert_ok(&o)).unwrap();
+    assert!(j["per_video"].as_array().unwrap().iter().all(|v| v["fps"] == 12.0));
+
     // A list mixing feature files and videos is refused.
     let mixed = d.join("mixed.list");
     std::fs::write(&mixed, format!("{}\n{VTEST}\n", p(&f.feat.join("test_proc_nor_0001.npy")))).unwrap();
@@ -273,4 +336,42 @@ fn features_of_videos_of_different_frame_sizes_in_one_batch() {
     assert_eq!(list, "vtest.npy\ntest_proc_nor_0001.npy\n");
     let a = vigil::npy::read_features(&dir.path().join("vtest.npy"), Some(DIM)).unwrap();
     assert_eq!(a.shape(), &[795usize.div_ceil(16), 1, DIM]);
+}
+
+/// `scripts/auc_split.py` (where the frame AUC is lost) reproduces `vigil eval`'s AUC from its
+/// JSON and splits the negatives into normal videos and the rest of the abnormal videos.
+#[test]
+fn auc_split_script_agrees_with_eval() {
+    let f = fixture();
+    let gt = f.synth.join("gt-test.npy");
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("eval.json");
+    let o = vigil(&["eval", "--list", p(&f.feat.join("test.list")), "--gt", p(&gt), "--model", p(&model()), "--json"]);
+    std::fs::write(&report, assert_ok(&o)).unwrap();
+    let j: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let out = std::process::Command::new("python3")
+        .arg(root().join("scripts/auc_split.py"))
+        .args([&report, &gt])
+        .output()
+        .unwrap();
+    let text = assert_ok(&out);
+    let number = |label: &str| -> f64 {
+        let line = text.lines().find(|l| l.contains(label)).unwrap_or_else(|| panic!("no {label:?} in\n{text}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    assert!((number("all frames") - j["auc"].as_f64().unwrap()).abs() < 6e-5, "{text}");
+    for label in ["vs normal videos", "vs the rest of the abnormal videos"] {
+        assert!((0.0..=1.0).contains(&number(label)), "{text}");
+    }
+    // A gt of another length is refused with both lengths.
+    let short = dir.path().join("short.npy");
+    let full = vigil::npy::read_vector(&gt).unwrap().to_vec();
+    std::fs::write(&short, vigil::npy::encode_f64_vector(&full[..full.len() - 16])).unwrap();
+    let out = std::process::Command::new("python3")
+        .arg(root().join("scripts/auc_split.py"))
+        .args([&report, &short])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("short.npy"));
 }

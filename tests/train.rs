@@ -269,8 +269,10 @@ fn paper_loss_trains_without_validation() {
     let base = base_model(dir.path());
     let (list, _) = write_set(dir.path(), "train", 3, 4);
     let out = dir.path().join("paper");
-    let o =
-        train(&list, &base, &out, "1", &["--iterations", "6", "--eval-every", "3", "--loss", "paper", "--margin", "5"]);
+    let weights = ["--sparsity", "0.02", "--smoothness", "0"];
+    let flags =
+        [&["--iterations", "6", "--eval-every", "3", "--loss", "paper", "--margin", "5"][..], &weights].concat();
+    let o = train(&list, &base, &out, "1", &flags);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let m = ModelDir::load(&out).unwrap();
     assert!(m.manifest.rtfm.trained);
@@ -281,6 +283,16 @@ fn paper_loss_trains_without_validation() {
     assert_eq!(rec["selected_iteration"], 6);
     assert_eq!(rec["options"]["loss"]["kind"], "paper");
     assert_eq!(rec["options"]["loss"]["margin"], 5.0);
+    assert_eq!(rec["options"]["loss"]["smoothness"], 0.0);
+    assert!((rec["options"]["loss"]["sparsity"].as_f64().unwrap() - 0.02).abs() < 1e-7, "{}", rec["options"]);
+    // A weight that is not a finite number >= 0 is refused before training, naming the flag.
+    for bad in ["--sparsity=-1", "--smoothness=nan"] {
+        let o = train(&list, &base, &dir.path().join("bad"), "1", &["--iterations", "2", bad]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{bad}: {err}");
+        let flag = bad.split('=').next().unwrap();
+        assert!(err.contains(flag) && err.contains("expected a finite weight >= 0"), "{bad}: {err}");
+    }
 }
 
 /// Frame-level ROC AUC that `vigil eval` reports for `model` on a feature list.

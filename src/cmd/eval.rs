@@ -18,13 +18,18 @@ use anyhow::Context;
 use std::io::IsTerminal;
 use std::path::Path;
 
+/// Frame rate assumed for feature files that carry none (UCF-Crime's).
+const DEFAULT_FEATURE_FPS: f64 = 30.0;
+
 fn is_features(p: &Path) -> bool {
     p.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy"))
 }
 
 pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
-    if !(args.fps.is_finite() && args.fps > 0.0) {
-        anyhow::bail!("--fps must be a positive number, got {}", args.fps);
+    if let Some(fps) = args.fps {
+        if !(fps.is_finite() && fps > 0.0) {
+            anyhow::bail!("--fps must be a positive number, got {fps}");
+        }
     }
     let entries = read_list(&args.list, &args.remap)?;
     check_entries(&args.list, &entries)?;
@@ -61,10 +66,28 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     };
     if is_features(&entries[0].path) {
         let dim = model.manifest.features.dim;
+        let mut assumed = 0usize;
         for (e, label) in entries.iter().zip(&labels) {
             let feats =
                 crate::npy::read_features(&e.path, Some(dim)).with_context(|| format!("{}: feature file", at(e)))?;
-            score(e, *label, feats, args.fps)?;
+            let fps = match args.fps {
+                Some(f) => f,
+                None => match crate::eval::meta::read(&e.path).with_context(|| at(e))? {
+                    Some(m) => m.fps,
+                    None => {
+                        assumed += 1;
+                        DEFAULT_FEATURE_FPS
+                    }
+                },
+            };
+            score(e, *label, feats, fps)?;
+        }
+        if assumed > 0 {
+            tracing::warn!(
+                "{assumed} of {} feature files have no .json sidecar with their frame rate: \
+                 times assume {DEFAULT_FEATURE_FPS} fps (set --fps)",
+                entries.len()
+            );
         }
     } else {
         let spec = ExtractSpec::from_model(&model)?;
@@ -72,7 +95,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         for (e, label) in entries.iter().zip(&labels) {
             let v = extract_video(&e.path, &mut extractor, &spec)
                 .with_context(|| format!("{}: video {}", at(e), e.path.display()))?;
-            let fps = if v.info.fps > 0.0 { v.info.fps } else { 25.0 };
+            let fps = v.fps();
             score(e, *label, v.features, fps)?;
         }
     }

@@ -3,6 +3,7 @@
 
 use crate::cli::FeaturesArgs;
 use crate::eval::extract::{extract_parallel, ExtractSpec};
+use crate::eval::meta::{self, FeatureMeta};
 use crate::lists::{read_list, Label, ListEntry, ListError};
 use crate::output::OutputError;
 use anyhow::Context;
@@ -78,6 +79,7 @@ pub fn run(args: &FeaturesArgs) -> anyhow::Result<()> {
     let show = !args.no_progress && std::io::stderr().is_terminal();
     let bar = count_bar(show, Some(entries.len() as u64), "features", "videos");
     let videos: Vec<PathBuf> = entries.iter().map(|e| e.path.clone()).collect();
+    let model_name = model.manifest.name.clone();
     let mut snippets = 0usize;
     let result = extract_parallel(&videos, jobs, &spec, || model.load_extractor(1), &mut |i, f| {
         let out = &outputs[i];
@@ -85,6 +87,16 @@ pub fn run(args: &FeaturesArgs) -> anyhow::Result<()> {
         let data = f.features.as_standard_layout();
         let slice = data.as_slice().expect("a standard-layout array is contiguous");
         crate::npy::write_f32(out, &shape, slice).map_err(|e| OutputError::write(out, e))?;
+        let meta = FeatureMeta {
+            source: videos[i].display().to_string(),
+            fps: f.fps(),
+            frames: f.frames,
+            snippets: shape[0],
+            crops: shape[1],
+            dim: shape[2],
+            model: model_name.clone(),
+        };
+        meta::write(out, &meta).map_err(|e| OutputError::write(&meta::sidecar_path(out), e))?;
         snippets += shape[0];
         tracing::debug!(video = %videos[i].display(), frames = f.frames, snippets = shape[0], "features written");
         bar.inc(1);
@@ -109,7 +121,7 @@ pub fn run(args: &FeaturesArgs) -> anyhow::Result<()> {
         .map_err(|e| OutputError::write(&out_list, e))
         .with_context(|| "writing the feature list".to_string())?;
     println!(
-        "wrote {} feature files ({} snippets, [T, {}, {}] float32) and {}",
+        "wrote {} feature files ({} snippets, [T, {}, {}] float32, each with a .json of its source and frame rate) and {}",
         outputs.len(),
         snippets,
         spec.crops,

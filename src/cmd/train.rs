@@ -98,7 +98,13 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         iterations: args.iterations,
         batch: args.batch,
         seed: args.seed,
-        loss: LossConfig { kind, alpha: args.alpha, ..LossConfig::reference(margin) },
+        loss: LossConfig {
+            kind,
+            alpha: args.alpha,
+            sparsity: args.sparsity,
+            smoothness: args.smoothness,
+            ..LossConfig::reference(margin)
+        },
         adam: AdamConfig { lr: args.lr, weight_decay: args.weight_decay, ..Default::default() },
         eval_every: args.eval_every,
         ema: args.ema,
