@@ -93,7 +93,7 @@ pub fn replay<S: FrameSource>(
     let info = source.info().clone();
     let name = info.name.clone();
     // With a frame stride, a snippet's last kept frame stands for `stride` decoded frames.
-    let frame_ms = opts.recipe.frame_stride.max(1) as f64 * 1000.0 / if info.fps > 0.0 { info.fps } else { 25.0 };
+    let frame_ms = opts.recipe.frame_stride.max(1) as f64 * 1000.0 / info.frame_rate();
     let started = Instant::now();
     let (frame_tx, frame_rx) = bounded(FRAME_QUEUE);
     let (snip_tx, snip_rx) = bounded(SNIPPET_QUEUE);

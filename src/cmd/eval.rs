@@ -95,7 +95,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         for (e, label) in entries.iter().zip(&labels) {
             let v = extract_video(&e.path, &mut extractor, &spec)
                 .with_context(|| format!("{}: video {}", at(e), e.path.display()))?;
-            let fps = v.fps();
+            let fps = v.info.frame_rate();
             score(e, *label, v.features, fps)?;
         }
     }

@@ -89,7 +89,7 @@ pub fn run(args: &FeaturesArgs) -> anyhow::Result<()> {
         crate::npy::write_f32(out, &shape, slice).map_err(|e| OutputError::write(out, e))?;
         let meta = FeatureMeta {
             source: videos[i].display().to_string(),
-            fps: f.fps(),
+            fps: f.info.frame_rate(),
             frames: f.frames,
             snippets: shape[0],
             crops: shape[1],

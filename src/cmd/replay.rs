@@ -123,8 +123,7 @@ fn split_ground_truth(
     let mut offset = 0;
     for r in results {
         let n = r.records.len() * per_snippet;
-        let fps = if r.info.fps > 0.0 { r.info.fps } else { 25.0 };
-        out.push(crate::eval::gt::frame_spans(&gt[offset..offset + n], fps));
+        out.push(crate::eval::gt::frame_spans(&gt[offset..offset + n], r.info.frame_rate()));
         offset += n;
     }
     Ok(out)

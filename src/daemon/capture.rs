@@ -135,7 +135,7 @@ impl Capture {
                     continue;
                 }
             };
-            let fps = src.info().fps;
+            let fps = src.info().frame_rate();
             let started = Instant::now();
             let mut n = 0u64;
             let ended_cleanly = loop {

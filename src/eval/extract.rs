@@ -48,17 +48,6 @@ pub struct VideoFeatures {
     pub features: Array3<f32>,
 }
 
-impl VideoFeatures {
-    /// The video's frame rate (25 when the source reported none).
-    pub fn fps(&self) -> f64 {
-        if self.info.fps > 0.0 {
-            self.info.fps
-        } else {
-            25.0
-        }
-    }
-}
-
 /// Extracts the features of one video file, sequentially on the calling thread.
 pub fn extract_video(
     path: &Path,

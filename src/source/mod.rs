@@ -22,6 +22,9 @@ pub struct Frame {
     pub captured: Instant,
 }
 
+/// Frame rate assumed when a source reports none (or an impossible one).
+pub const FALLBACK_FPS: f64 = 25.0;
+
 /// What a source knows about itself once opened.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SourceInfo {
@@ -33,6 +36,18 @@ pub struct SourceInfo {
     pub fps: f64,
     /// Frame count reported by the container, if any (may be approximate).
     pub frame_count: Option<u64>,
+}
+
+impl SourceInfo {
+    /// The frame rate to time frames by: `fps`, or [`FALLBACK_FPS`] when a source left it at
+    /// zero or set something that is not a positive number.
+    pub fn frame_rate(&self) -> f64 {
+        if self.fps.is_finite() && self.fps > 0.0 {
+            self.fps
+        } else {
+            FALLBACK_FPS
+        }
+    }
 }
 
 /// Errors from opening or reading a source. Each names the source.

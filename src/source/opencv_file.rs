@@ -9,7 +9,7 @@
 //! own decoder thread count; OpenCV 4.6 has no per-capture knob for it (`CAP_PROP_N_THREADS`
 //! arrived in 4.7), and for this codec class decoding is cheap next to the BGR conversion and copy.
 
-use super::{Frame, FrameSource, SourceError, SourceInfo};
+use super::{Frame, FrameSource, SourceError, SourceInfo, FALLBACK_FPS};
 use opencv::core::{Mat, Vector, CV_8UC3};
 use opencv::prelude::*;
 use opencv::videoio::{
@@ -18,9 +18,6 @@ use opencv::videoio::{
 };
 use std::path::Path;
 use std::time::{Duration, Instant};
-
-/// Frame rate assumed when the container reports none (documented on [`SourceInfo::fps`]).
-const FALLBACK_FPS: f64 = 25.0;
 
 /// Connection and read timeout for network streams, so a dead camera errors instead of hanging.
 const STREAM_TIMEOUT_MS: i32 = 10_000;
