@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(pkg-config libopencv-dev clang libclang-dev opencv-doc ffmpeg fonts-dejavu-core python3-pip mosquitto mosquitto-clients
+APT_PACKAGES=(pkg-config libopencv-dev clang libclang-dev libavformat-dev libavcodec-dev libavutil-dev libswscale-dev opencv-doc ffmpeg fonts-dejavu-core python3-pip mosquitto mosquitto-clients
   python3-gst-1.0 gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good gstreamer1.0-plugins-bad)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

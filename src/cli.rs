@@ -85,6 +85,10 @@ pub struct BenchCamerasArgs {
     /// Do not keep pre-roll rings or record clips.
     #[arg(long)]
     pub no_recording: bool,
+    /// Each camera's `decoder` key: "auto" (FFmpeg to YUV for a grey model), "ffmpeg" or
+    /// "opencv" (BGR, the decoder before 2026-11-28).
+    #[arg(long, default_value = "auto", value_parser = ["auto", "ffmpeg", "opencv"], value_name = "DECODER")]
+    pub decoder: String,
     #[command(flatten)]
     pub model: ModelArgs,
     /// Print one JSON object instead of the table.
@@ -181,6 +185,18 @@ pub struct ReplayArgs {
     /// Never show the progress bar (it shows only on a terminal anyway).
     #[arg(long)]
     pub no_progress: bool,
+    /// Which decoder reads the videos: "opencv" (BGR, as `vigil features` and `vigil eval` read
+    /// them) or "ffmpeg" (YUV, as `vigil run` reads files and streams for a grey model; grey
+    /// models only).
+    #[arg(long, value_enum, default_value_t = ReplayDecoder::Opencv)]
+    pub decoder: ReplayDecoder,
+}
+
+/// `vigil replay --decoder`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReplayDecoder {
+    Opencv,
+    Ffmpeg,
 }
 
 #[derive(Debug, Args)]

@@ -68,6 +68,9 @@ pub struct CameraConfig {
     /// Arming windows; empty = always armed (default).
     #[serde(default)]
     pub schedule: Vec<ScheduleWindow>,
+    /// "auto" (default), "ffmpeg" or "opencv": see [`Decoder`].
+    #[serde(default)]
+    pub decoder: Decoder,
     /// No frame for this long counts as a stall and triggers a reconnect (default "5s").
     #[serde(default = "secs5", with = "duration")]
     pub stall_timeout: Duration,
@@ -663,6 +666,9 @@ fn validate_source(cam: &mut CameraConfig) -> Result<(), (&'static str, String)>
         Source::Usb(_) => {
             if password.is_some() {
                 return Err(("password_env", "USB sources take no password".into()));
+            }
+            if cam.decoder == Decoder::Ffmpeg {
+                return Err(("decoder", "\"ffmpeg\" reads URLs and files; USB devices go through OpenCV".into()));
             }
         }
         Source::Url(u) => {

@@ -1,4 +1,5 @@
-//! Pure preprocessing: owned BGR frames -> normalised crops -> 16-frame snippet clips.
+//! Pure preprocessing: owned BGR (or, for grey models, I420) frames -> normalised crops ->
+//! 16-frame snippet clips.
 //! Knows nothing of OpenCV or ONNX Runtime (it must stay pure Rust so replay, benches and tests
 //! give bit-identical clips everywhere) and never touches threads or I/O.
 //!
@@ -9,7 +10,7 @@
 //! OpenCV/PIL `uint8` pipeline nothing is rounded between steps, so values can differ from such a
 //! pipeline by at most half a grey level (under 0.01 after I3D's /57.375).
 
-use crate::source::Frame;
+use crate::source::{Frame, PixelFormat};
 use ndarray::Array5;
 use serde::{Deserialize, Serialize};
 use std::sync::Mutex;
@@ -257,8 +258,10 @@ pub struct Snippet {
 pub enum PreprocessError {
     #[error("frame {index} is {width}x{height}, smaller than the {crop_width}x{crop_height} crop")]
     TooSmall { index: u64, width: u32, height: u32, crop_width: u32, crop_height: u32 },
-    #[error("frame {index} has {got} bytes, expected {expected} for {width}x{height} BGR")]
-    BadBuffer { index: u64, got: usize, expected: usize, width: u32, height: u32 },
+    #[error("frame {index} has {got} bytes, expected {expected} for {width}x{height} {format:?}")]
+    BadBuffer { index: u64, got: usize, expected: usize, width: u32, height: u32, format: PixelFormat },
+    #[error("frame {index} is YUV 4:2:0, which only a grey model reads; this model wants {color:?} (decode to BGR)")]
+    NeedsColour { index: u64, color: ColorOrder },
     #[error(
         "frame {index} is {width}x{height} after resizing, but crop \"none\" needs exactly {crop_width}x{crop_height}"
     )]
@@ -378,6 +381,25 @@ struct Scratch {
     planes: Vec<f32>,
     /// Integer row sums for the vertical box-filter fast path: `[src_w * 3]`.
     sums: Vec<u16>,
+    /// A TV-range luma plane clamped to 16-235.
+    luma: Vec<u8>,
+}
+
+/// What `u8` samples a resize reads: interleaved BGR, or one luma plane mapped to grey by
+/// `(y - offset) * gain` after resizing (exact: the map is affine and the resize linear).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Pixels {
+    Bgr,
+    Luma { offset: f32, gain: f32 },
+}
+
+impl Pixels {
+    fn channels(self) -> usize {
+        match self {
+            Pixels::Bgr => 3,
+            Pixels::Luma { .. } => 1,
+        }
+    }
 }
 
 /// One crop: top-left corner in the resized frame and whether it is mirrored.
@@ -426,7 +448,7 @@ impl Preprocessor {
     /// Resize, convert, crop and normalise one frame.
     pub fn prepare(&self, frame: &Frame) -> Result<PreparedFrame, PreprocessError> {
         let (w, h) = (frame.width as usize, frame.height as usize);
-        let expected = w * h * 3;
+        let expected = frame.format.frame_len(frame.width, frame.height);
         if frame.data.len() != expected || expected == 0 {
             return Err(PreprocessError::BadBuffer {
                 index: frame.index,
@@ -434,8 +456,19 @@ impl Preprocessor {
                 expected,
                 width: frame.width,
                 height: frame.height,
+                format: frame.format,
             });
         }
+        let pixels = match frame.format {
+            PixelFormat::Bgr => Pixels::Bgr,
+            PixelFormat::I420 { .. } if self.recipe.color != ColorOrder::Gray => {
+                return Err(PreprocessError::NeedsColour { index: frame.index, color: self.recipe.color })
+            }
+            // The grey a BGR decode would give: BT.601's RGB from YUV, weighted back to luma,
+            // is 255 / 219 * (Y - 16) with Y clamped to 16-235 (the chroma terms cancel).
+            PixelFormat::I420 { full_range: false } => Pixels::Luma { offset: 16.0, gain: 255.0 / 219.0 },
+            PixelFormat::I420 { full_range: true } => Pixels::Luma { offset: 0.0, gain: 1.0 },
+        };
         let r = &self.recipe;
         let (rw, rh) = r.resized_size(frame.width, frame.height);
         let (cw, ch) = (r.crop_width, r.crop_height);
@@ -466,26 +499,51 @@ impl Preprocessor {
                 &mut local
             }
         };
-        self.resize_convert(&frame.data, w, h, rw as usize, rh as usize, scratch);
+        match pixels {
+            Pixels::Luma { offset, .. } if offset > 0.0 => {
+                // TV-range luma outside 16-235 is black or white (clipped) in BGR too.
+                let mut luma = std::mem::take(&mut scratch.luma);
+                luma.clear();
+                luma.extend(frame.data[..w * h].iter().map(|v| (*v).clamp(16, 235)));
+                self.resize_convert(&luma, pixels, w, h, rw as usize, rh as usize, scratch);
+                scratch.luma = luma;
+            }
+            Pixels::Luma { .. } => {
+                self.resize_convert(&frame.data[..w * h], pixels, w, h, rw as usize, rh as usize, scratch)
+            }
+            Pixels::Bgr => self.resize_convert(&frame.data, pixels, w, h, rw as usize, rh as usize, scratch),
+        }
         let data = self.crop(&scratch.planes, rw as usize, rh as usize);
         Ok(PreparedFrame { index: frame.index, pts_ms: frame.pts_ms, captured: frame.captured, data })
     }
 
-    /// Resizes the BGR `u8` frame to `rw` x `rh` and leaves normalised channel planes in
-    /// `scratch.planes`.
-    fn resize_convert(&self, src: &[u8], w: usize, h: usize, rw: usize, rh: usize, scratch: &mut Scratch) {
+    /// Resizes the `u8` frame (BGR, or one luma plane) to `rw` x `rh` and leaves normalised
+    /// channel planes in `scratch.planes`.
+    #[allow(clippy::too_many_arguments)]
+    fn resize_convert(&self, src: &[u8], px: Pixels, w: usize, h: usize, rw: usize, rh: usize, scratch: &mut Scratch) {
         let whole = w % rw == 0 && h % rh == 0 && h / rh <= MAX_U16_ROWS;
         if self.recipe.interpolation == Interpolation::Area && whole {
-            self.block_convert(src, w, h, rw, rh, scratch)
+            self.block_convert(src, px, w, h, rw, rh, scratch)
         } else {
-            self.separable_convert(src, w, h, rw, rh, scratch)
+            self.separable_convert(src, px, w, h, rw, rh, scratch)
         }
     }
 
     /// The general resize: a vertical then a horizontal pass with the filter's taps.
-    fn separable_convert(&self, src: &[u8], w: usize, h: usize, rw: usize, rh: usize, scratch: &mut Scratch) {
+    #[allow(clippy::too_many_arguments)]
+    fn separable_convert(
+        &self,
+        src: &[u8],
+        px: Pixels,
+        w: usize,
+        h: usize,
+        rw: usize,
+        rh: usize,
+        scratch: &mut Scratch,
+    ) {
         let filter = self.recipe.interpolation;
-        let row_len = w * 3;
+        let cin = px.channels();
+        let row_len = w * cin;
 
         // Vertical pass first: it streams whole contiguous source rows (vectorisable), and for
         // the usual downscale it shrinks the data before the strided horizontal pass.
@@ -529,6 +587,14 @@ impl Preprocessor {
         let plane = rw * rh;
         scratch.planes.resize(self.recipe.channels() * plane, 0.0);
         for (oy, row) in scratch.rows.chunks_exact(row_len).enumerate() {
+            if let Pixels::Luma { offset, gain } = px {
+                for ox in 0..rw {
+                    let (start, weights) = tx.get(ox);
+                    let y: f32 = weights.iter().zip(&row[start..]).map(|(wt, v)| wt * v).sum();
+                    self.store_luma(&mut scratch.planes, oy * rw + ox, (y - offset) * gain);
+                }
+                continue;
+            }
             for ox in 0..rw {
                 let (start, weights) = tx.get(ox);
                 let (mut b, mut g, mut r) = (0.0f32, 0.0f32, 0.0f32);
@@ -546,9 +612,10 @@ impl Preprocessor {
     /// Area resize by a whole factor (768x576 -> 128x96 is 6 x 6): every output pixel is the mean
     /// of its own block, summed as integers (exact) and scaled once. Equal to the general path up
     /// to float rounding, at a fraction of its cost (it ran at 0.57 ms a frame in the daemon).
-    fn block_convert(&self, src: &[u8], w: usize, h: usize, rw: usize, rh: usize, scratch: &mut Scratch) {
+    #[allow(clippy::too_many_arguments)]
+    fn block_convert(&self, src: &[u8], px: Pixels, w: usize, h: usize, rw: usize, rh: usize, scratch: &mut Scratch) {
         let (kx, ky) = (w / rw, h / rh);
-        let row_len = w * 3;
+        let row_len = w * px.channels();
         let plane = rw * rh;
         scratch.planes.resize(self.recipe.channels() * plane, 0.0);
         scratch.sums.resize(row_len, 0);
@@ -558,6 +625,13 @@ impl Preprocessor {
             sums.fill(0);
             for row in src[oy * ky * row_len..(oy + 1) * ky * row_len].chunks_exact(row_len) {
                 sums.iter_mut().zip(row).for_each(|(a, &s)| *a += u16::from(s));
+            }
+            if let Pixels::Luma { offset, gain } = px {
+                for (ox, block) in sums.chunks_exact(kx).enumerate() {
+                    let y = block.iter().map(|v| u32::from(*v)).sum::<u32>() as f32 * scale;
+                    self.store_luma(&mut scratch.planes, oy * rw + ox, (y - offset) * gain);
+                }
+                continue;
             }
             for (ox, block) in sums.chunks_exact(kx * 3).enumerate() {
                 let (mut b, mut g, mut r) = (0u32, 0u32, 0u32);
@@ -570,6 +644,12 @@ impl Preprocessor {
                 self.store(&mut scratch.planes, plane, oy * rw + ox, b, g, r);
             }
         }
+    }
+
+    /// Normalisation of one resized grey pixel (a grey recipe's only plane).
+    #[inline(always)]
+    fn store_luma(&self, planes: &mut [f32], at: usize, grey: f32) {
+        planes[at] = (grey - self.mean[0]) * self.inv_std[0];
     }
 
     /// Colour conversion and normalisation of one resized pixel into the channel planes.

@@ -11,7 +11,9 @@ use std::process::Command;
 use std::time::Instant;
 use vigil::features::{init_runtime, sha256_hex, ExtractorSpec, FeatureError, FeatureExtractor, OnnxExtractor};
 use vigil::preprocess::{ColorOrder, CropMode, Interpolation, Preprocessor, Recipe, Resize, Snippet, SnippetAssembler};
-use vigil::source::{decode_only, FrameSource, OpenCvSource, SourceError};
+use vigil::source::{
+    decode_only, decode_only_yuv, FfmpegSource, Frame, FrameSource, OpenCvSource, PixelFormat, SourceError,
+};
 
 const VTEST: &str = "/usr/share/doc/opencv-doc/examples/data/vtest.avi";
 
@@ -85,6 +87,119 @@ fn snippets_of(path: &Path, recipe: Recipe) -> Vec<Snippet> {
 }
 
 // ---------------------------------------------------------------- source
+
+/// Writes `frames` frames of ffmpeg's `testsrc` at `size` with `codec` and `pix_fmt` into `name`.
+fn ffmpeg_coded(dir: &Path, name: &str, frames: u32, size: &str, codec: &str, pix_fmt: &str) -> PathBuf {
+    let out = dir.join(name);
+    let status = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i"])
+        .arg(format!("testsrc=size={size}:rate=25"))
+        .args(["-frames:v", &frames.to_string(), "-c:v", codec, "-q:v", "3", "-pix_fmt", pix_fmt])
+        .arg(&out)
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run ffmpeg ({e}): install ffmpeg to run this test (CI does)"));
+    assert!(status.success(), "ffmpeg failed to write {}", out.display());
+    out
+}
+
+/// Prepares every frame of both decoders of `path` with a grey recipe (grey levels 0-255, no
+/// normalisation) and returns (frames, the share of values within 3 grey levels of each other,
+/// the mean absolute difference in grey levels).
+fn grey_difference(path: &Path, resize: Resize, crop: (u32, u32)) -> (u64, f64, f32) {
+    let recipe = Recipe { resize, crop_width: crop.0, crop_height: crop.1, ..gray_recipe() };
+    let pre = Preprocessor::try_new(recipe).expect("grey recipe");
+    let mut bgr = OpenCvSource::open_file(path).expect("OpenCV opens the video");
+    let mut yuv = FfmpegSource::open_file(path).expect("FFmpeg opens the video");
+    assert_eq!(bgr.info().width, yuv.info().width);
+    assert_eq!(bgr.info().height, yuv.info().height);
+    assert!((bgr.info().fps - yuv.info().fps).abs() < 1e-6);
+    let (mut frames, mut close, mut sum, mut n) = (0u64, 0usize, 0f64, 0usize);
+    loop {
+        let (a, b): (Option<Frame>, Option<Frame>) =
+            (bgr.next_frame().expect("OpenCV decodes"), yuv.next_frame().expect("FFmpeg decodes"));
+        let (Some(a), Some(b)) = (a, b) else {
+            assert!(
+                bgr.next_frame().expect("OpenCV decodes").is_none()
+                    && yuv.next_frame().expect("FFmpeg decodes").is_none(),
+                "frame counts differ"
+            );
+            break;
+        };
+        assert_eq!(a.format, PixelFormat::Bgr);
+        assert!(matches!(b.format, PixelFormat::I420 { .. }));
+        assert_eq!(a.index, b.index);
+        assert!((a.pts_ms - b.pts_ms).abs() < 1.0, "frame {}: pts {} vs {}", a.index, a.pts_ms, b.pts_ms);
+        let (pa, pb) = (pre.prepare(&a).expect("BGR frame prepares"), pre.prepare(&b).expect("I420 frame prepares"));
+        for (x, y) in pa.data.iter().zip(&pb.data) {
+            let d = (x - y).abs();
+            close += usize::from(d <= 3.0);
+            sum += f64::from(d);
+            n += 1;
+        }
+        frames += 1;
+    }
+    (frames, close as f64 / n.max(1) as f64, (sum / n.max(1) as f64) as f32)
+}
+
+#[test]
+fn the_yuv_decoder_gives_the_grey_the_bgr_decoder_gives() {
+    // vtest.avi (MPEG-4, TV-range 4:2:0) at the default model's 128x96: the same frames and
+    // timestamps, and nearly the same grey. Two differences remain: OpenCV's BGR comes out
+    // ~1.3 levels darker than BT.601's 255 / 219 * (Y - 16) (swscale's fixed-point converter
+    // and rounding per channel), and saturated colours clip in BGR, which luma alone cannot know.
+    // The default model's scores differ by under 0.01 (`tests/cli.rs`).
+    let (frames, close, mean) = grey_difference(&vtest(), Resize::Exact { width: 128, height: 96 }, (128, 96));
+    assert_eq!(frames, 795);
+    assert!(close > 0.99 && mean < 1.6, "{close} of the grey values within 3 levels, mean difference {mean}");
+    let (frames_yuv, _) = decode_only_yuv(&vtest()).unwrap();
+    assert_eq!(frames_yuv, 795);
+}
+
+#[test]
+fn the_yuv_decoder_converts_other_layouts_and_full_range() {
+    let dir = tempfile::tempdir().unwrap();
+    // MJPEG 4:2:2, full range: converted to 4:2:0 by swscale, luma kept full range. Odd sizes:
+    // 4:2:0 chroma planes are ceil(w / 2) x ceil(h / 2).
+    for (name, size, pix_fmt) in [("j422.avi", "320x240", "yuvj422p"), ("odd.avi", "321x241", "yuvj420p")] {
+        let p = ffmpeg_coded(dir.path(), name, 12, size, "mjpeg", pix_fmt);
+        let mut src = FfmpegSource::open_file(&p).unwrap();
+        let f = src.next_frame().unwrap().unwrap();
+        assert_eq!(f.format, PixelFormat::I420 { full_range: true }, "{name}");
+        assert_eq!(f.data.len(), f.format.frame_len(f.width, f.height));
+        let (w, h) = (f.width, f.height);
+        let (frames, close, mean) = grey_difference(&p, Resize::None, (w, h));
+        assert_eq!(frames, 12, "{name}");
+        // Whole pixels (no averaging); testsrc's saturated colour bars clip in BGR.
+        assert!(
+            close > 0.95 && mean < 0.8,
+            "{name}: {close} of the grey values within 3 levels, mean difference {mean}"
+        );
+    }
+}
+
+#[test]
+fn the_yuv_decoder_reports_truncation_and_bad_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("truncated.avi");
+    let bytes = std::fs::read(vtest()).unwrap();
+    std::fs::write(&p, &bytes[..200 * 1024]).unwrap();
+    let mut src = FfmpegSource::open_file(&p).unwrap();
+    let mut frames = 0;
+    let err = loop {
+        match src.next_frame() {
+            Ok(Some(_)) => frames += 1,
+            Ok(None) => panic!("a truncated file must not end silently"),
+            Err(e) => break e,
+        }
+    };
+    assert!(matches!(err, SourceError::Truncated { expected: 795, .. }), "{err}");
+    assert!(frames > 0 && frames < 100, "{frames} frames");
+    assert!(src.next_frame().unwrap().is_none(), "the error is reported once");
+    let empty = dir.path().join("empty.mp4");
+    std::fs::write(&empty, b"").unwrap();
+    assert!(matches!(FfmpegSource::open_file(&empty), Err(SourceError::Empty(_))));
+    assert!(matches!(decode_only_yuv(Path::new("/nonexistent/a.avi")), Err(SourceError::Missing(_))));
+}
 
 #[test]
 fn decodes_every_frame_of_vtest() {

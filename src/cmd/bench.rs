@@ -3,7 +3,7 @@
 
 use crate::cli::BenchArgs;
 use crate::pipeline::{replay, ReplayResult};
-use crate::source::{decode_only, OpenCvSource};
+use crate::source::{decode_only, decode_only_yuv, OpenCvSource};
 use crate::stats::StageSummary;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -15,6 +15,9 @@ struct Report {
     frames: u64,
     snippets: usize,
     decode_fps: f64,
+    /// Frames/s of FFmpeg's own decoder to I420, copied out (the daemon's decoder for grey
+    /// models; no BGR conversion): the floor the daemon's capture works against.
+    decode_yuv_fps: f64,
     pipeline_fps: f64,
     pipeline_over_decode: f64,
     threads: usize,
@@ -33,6 +36,8 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let _ = decode_only(&args.video)?;
     let (frames, secs) = decode_only(&args.video)?;
     let decode_fps = frames as f64 / secs.max(1e-9);
+    let (frames_yuv, secs_yuv) = decode_only_yuv(&args.video)?;
+    let decode_yuv_fps = frames_yuv as f64 / secs_yuv.max(1e-9);
 
     let mut best: Option<ReplayResult> = None;
     for _ in 0..args.runs.max(1) {
@@ -56,6 +61,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         frames: r.frames,
         snippets: r.records.len(),
         decode_fps,
+        decode_yuv_fps,
         pipeline_fps,
         pipeline_over_decode: pipeline_fps / decode_fps.max(1e-9),
         threads: args.threads.max(1),
@@ -71,7 +77,8 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         println!("model            {}", report.model);
         println!("frames           {} ({} snippets)", report.frames, report.snippets);
         println!("provider         {} (features stage)", report.provider);
-        println!("decode-only      {:.0} frames/s", report.decode_fps);
+        println!("decode-only      {:.0} frames/s (OpenCV, BGR)", report.decode_fps);
+        println!("decode-only YUV  {:.0} frames/s (FFmpeg, I420: the daemon's decoder)", report.decode_yuv_fps);
         println!("whole pipeline   {:.0} frames/s ({:.2} x decode)", report.pipeline_fps, report.pipeline_over_decode);
         if let Some(m) = report.peak_rss_mb {
             println!("peak RSS         {m:.0} MB");

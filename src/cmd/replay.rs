@@ -1,11 +1,11 @@
 //! `vigil replay`: video files in; alert events on stdout, optional score files and plots.
 
 use crate::alert::spans;
-use crate::cli::ReplayArgs;
+use crate::cli::{ReplayArgs, ReplayDecoder};
 use crate::error::GtError;
 use crate::output::{per_video_path, plot_scores, write_scores, PlotInput, ScoreRecord};
 use crate::pipeline::{replay, ReplayOptions, ReplayResult};
-use crate::source::OpenCvSource;
+use crate::source::{FfmpegSource, FrameSource, OpenCvSource};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::{IsTerminal, Write};
 use std::path::Path;
@@ -21,11 +21,21 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
         Some(p) => Some(crate::npy::read_vector(p)?),
         None => None,
     };
+    if args.decoder == ReplayDecoder::Ffmpeg && opts.recipe.color != crate::preprocess::ColorOrder::Gray {
+        anyhow::bail!(
+            "--decoder ffmpeg gives YUV frames, which only a grey model reads; model {} wants {:?} (use --decoder opencv)",
+            model.dir.display(),
+            opts.recipe.color
+        );
+    }
     let show_progress = !args.no_progress && std::io::stderr().is_terminal();
     let mut results: Vec<ReplayResult> = Vec::new();
     for video in &args.videos {
-        let source = OpenCvSource::open_file(video)?;
-        let bar = progress_bar(show_progress, source_frames(&source), video);
+        let source: Box<dyn FrameSource> = match args.decoder {
+            ReplayDecoder::Opencv => Box::new(OpenCvSource::open_file(video)?),
+            ReplayDecoder::Ffmpeg => Box::new(FfmpegSource::open_file(video)?),
+        };
+        let bar = progress_bar(show_progress, source_frames(source.as_ref()), video);
         let stdout = std::io::stdout();
         let mut emit = |e: &crate::alert::AlertEvent| {
             let mut out = stdout.lock();
@@ -79,8 +89,7 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn source_frames(s: &OpenCvSource) -> Option<u64> {
-    use crate::source::FrameSource;
+fn source_frames(s: &dyn FrameSource) -> Option<u64> {
     s.info().frame_count
 }
 

@@ -72,8 +72,9 @@ pub fn bench_cameras(args: &BenchCamerasArgs) -> anyhow::Result<()> {
     let mut text = format!("model = {}\n", quote(&model));
     for i in 0..args.cameras {
         text.push_str(&format!(
-            "[[cameras]]\nid = \"cam{i:03}\"\nsource = {}\npace = \"realtime\"\nloop = true\n",
-            quote(&args.video)
+            "[[cameras]]\nid = \"cam{i:03}\"\nsource = {}\npace = \"realtime\"\nloop = true\ndecoder = \"{}\"\n",
+            quote(&args.video),
+            args.decoder
         ));
     }
     text.push_str(&format!(
@@ -123,6 +124,7 @@ pub fn bench_cameras(args: &BenchCamerasArgs) -> anyhow::Result<()> {
         "cameras": args.cameras,
         "duration_s": wall,
         "workers": args.workers,
+        "decoder": args.decoder,
         "recording": !args.no_recording,
         "frames_in": fin,
         "frames_processed": processed,

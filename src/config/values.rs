@@ -163,6 +163,20 @@ pub enum Pace {
     Fast,
 }
 
+/// Which decoder reads a camera.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decoder {
+    /// FFmpeg straight to YUV for URL and file sources when the model is grey (it reads luma
+    /// only: no BGR conversion per frame); OpenCV otherwise (default).
+    #[default]
+    Auto,
+    /// FFmpeg to YUV; URL and file sources with a grey model only (refused otherwise).
+    Ffmpeg,
+    /// OpenCV's capture (BGR frames), as replay and `vigil features` read video.
+    Opencv,
+}
+
 /// A day of the week in a schedule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, SendTimeoutError, Sender, TrySendError};
 
 use super::SinkMsg;
-use crate::config::{CameraConfig, Pace, Source};
-use crate::source::{Frame, FrameSource, OpenCvSource, SourceError};
+use crate::config::{CameraConfig, Decoder, Pace, Source};
+use crate::source::{FfmpegSource, Frame, FrameSource, OpenCvSource, SourceError};
 use crate::telemetry::{CameraMetrics, Metrics, Stage};
 
 /// What flows from a capture thread to its camera thread.
@@ -36,12 +36,33 @@ pub fn is_live(cam: &CameraConfig) -> bool {
     !matches!(cam.source, Source::File(_)) || cam.pace == Pace::Realtime
 }
 
-fn open(cam: &CameraConfig) -> Result<OpenCvSource, SourceError> {
-    match &cam.source {
-        Source::Url(u) => OpenCvSource::open_url_with_timeout(u.expose(), &cam.id, cam.stall_timeout),
-        Source::Usb(i) => OpenCvSource::open_device(*i, &cam.id),
-        Source::File(p) => OpenCvSource::open_file(p),
+/// Whether `cam` is read by the FFmpeg YUV decoder: its `decoder` key, and whether the model is
+/// grey (only a grey model can read I420 frames). An explicit "ffmpeg" with a colour model is an
+/// error naming the camera.
+pub fn reads_yuv(cam: &CameraConfig, grey_model: bool) -> Result<bool, String> {
+    let usb = matches!(cam.source, Source::Usb(_));
+    match cam.decoder {
+        Decoder::Opencv => Ok(false),
+        Decoder::Auto => Ok(grey_model && !usb),
+        Decoder::Ffmpeg if grey_model && !usb => Ok(true),
+        Decoder::Ffmpeg => Err(format!(
+            "camera {}: decoder = \"ffmpeg\" gives YUV frames, which only a grey model reads (this model's \
+             [preprocess] color is not \"gray\"); use \"auto\" or \"opencv\"",
+            cam.id
+        )),
     }
+}
+
+fn open(cam: &CameraConfig, yuv: bool) -> Result<Box<dyn FrameSource>, SourceError> {
+    Ok(match (&cam.source, yuv) {
+        (Source::Url(u), true) => Box::new(FfmpegSource::open_url(u.expose(), &cam.id, cam.stall_timeout)?),
+        (Source::File(p), true) => Box::new(FfmpegSource::open_file(p)?),
+        (Source::Url(u), false) => {
+            Box::new(OpenCvSource::open_url_with_timeout(u.expose(), &cam.id, cam.stall_timeout)?)
+        }
+        (Source::Usb(i), _) => Box::new(OpenCvSource::open_device(*i, &cam.id)?),
+        (Source::File(p), false) => Box::new(OpenCvSource::open_file(p)?),
+    })
 }
 
 /// Everything a capture thread needs.
@@ -51,6 +72,8 @@ pub struct Capture {
     pub counters: Arc<CameraMetrics>,
     pub status: Sender<SinkMsg>,
     pub stop: Arc<AtomicBool>,
+    /// Decode with FFmpeg to I420 ([`reads_yuv`]) rather than with OpenCV to BGR.
+    pub yuv: bool,
 }
 
 impl Capture {
@@ -121,7 +144,7 @@ impl Capture {
         let mut offset_ms = 0.0;
         let mut last_pts_ms = 0.0f64;
         while !self.stop.load(Ordering::Relaxed) {
-            let mut src = match open(cam) {
+            let mut src = match open(cam, self.yuv) {
                 Ok(s) => s,
                 Err(e) => {
                     self.set_online(&mut online, false);
@@ -210,6 +233,7 @@ impl Capture {
 mod tests {
     use super::*;
     use crate::config::Config;
+    use crate::source::PixelFormat;
     use crossbeam_channel::bounded;
 
     fn capture(pace: &str) -> (Capture, Arc<CameraMetrics>) {
@@ -225,16 +249,47 @@ mod tests {
             counters: Arc::clone(&counters),
             status,
             stop: Arc::default(),
+            yuv: false,
         };
         (cap, counters)
     }
 
     fn frame(index: u64) -> Feed {
-        Feed::Frame(Frame { index, pts_ms: 0.0, width: 2, height: 2, data: vec![0; 12], captured: Instant::now() })
+        Feed::Frame(Frame {
+            index,
+            pts_ms: 0.0,
+            width: 2,
+            height: 2,
+            format: PixelFormat::Bgr,
+            data: vec![0; 12],
+            captured: Instant::now(),
+        })
     }
 
     fn indices(rx: &Receiver<Feed>) -> Vec<u64> {
         rx.try_iter().filter_map(|f| if let Feed::Frame(f) = f { Some(f.index) } else { None }).collect()
+    }
+
+    #[test]
+    fn the_decoder_follows_the_key_the_source_and_the_model() {
+        let cfg = |source: &str, decoder: &str| {
+            let text = format!("[[cameras]]\nid = \"c\"\nsource = {source}\ndecoder = \"{decoder}\"\n");
+            Config::from_str(&text, "t.toml").map(|c| c.cameras[0].clone())
+        };
+        let file = cfg("\"x.avi\"", "auto").unwrap();
+        assert_eq!(reads_yuv(&file, true), Ok(true));
+        assert_eq!(reads_yuv(&file, false), Ok(false));
+        let usb = cfg("\"usb:0\"", "auto").unwrap();
+        assert_eq!(reads_yuv(&usb, true), Ok(false));
+        assert_eq!(reads_yuv(&cfg("\"rtsp://h/s\"", "opencv").unwrap(), true), Ok(false));
+        let forced = cfg("\"rtsp://h/s\"", "ffmpeg").unwrap();
+        assert_eq!(reads_yuv(&forced, true), Ok(true));
+        let err = reads_yuv(&forced, false).unwrap_err();
+        assert!(err.contains("camera c") && err.contains("grey"), "{err}");
+        let err = cfg("\"usb:0\"", "ffmpeg").unwrap_err().to_string();
+        assert!(err.contains("decoder") && err.contains("USB"), "{err}");
+        let err = cfg("\"x.avi\"", "vaapi").unwrap_err().to_string();
+        assert!(err.contains("decoder"), "{err}");
     }
 
     #[test]

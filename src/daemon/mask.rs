@@ -2,7 +2,7 @@
 //! row spans and blanked (set to black) in a frame before preprocessing, so masked regions (a
 //! timestamp overlay, a road outside the fence) never reach the feature extractor.
 
-use crate::source::Frame;
+use crate::source::{Frame, PixelFormat};
 
 /// A rasterised mask for one frame size: the pixel spans `[x0, x1)` of each row to blank.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,16 +53,22 @@ impl Mask {
         self.spans.iter().map(|(_, a, b)| u64::from(b - a)).sum()
     }
 
-    /// Sets the masked pixels of an 8-bit BGR frame of this mask's size to black.
+    /// Sets the masked pixels of a frame of this mask's size to black: all three bytes of a BGR
+    /// pixel, or the luma of an I420 pixel (16 in TV range, 0 in full range). The chroma of an
+    /// I420 frame is left alone: only grey models read I420 frames, and they read luma only.
     pub fn apply(&self, frame: &mut Frame) {
-        if !self.fits(frame.width, frame.height) || frame.data.len() < (self.width * self.height * 3) as usize {
+        if !self.fits(frame.width, frame.height) || frame.data.len() < frame.format.frame_len(self.width, self.height) {
             return;
         }
-        let row = self.width as usize * 3;
+        let (bytes, black) = match frame.format {
+            PixelFormat::Bgr => (3, 0),
+            PixelFormat::I420 { full_range } => (1, if full_range { 0 } else { 16 }),
+        };
+        let row = self.width as usize * bytes;
         for &(y, x0, x1) in &self.spans {
-            let start = y as usize * row + x0 as usize * 3;
-            let end = y as usize * row + x1 as usize * 3;
-            frame.data[start..end].fill(0);
+            let start = y as usize * row + x0 as usize * bytes;
+            let end = y as usize * row + x1 as usize * bytes;
+            frame.data[start..end].fill(black);
         }
     }
 }
@@ -78,6 +84,7 @@ mod tests {
             pts_ms: 0.0,
             width: w,
             height: h,
+            format: PixelFormat::Bgr,
             data: vec![200; (w * h * 3) as usize],
             captured: Instant::now(),
         }
@@ -96,6 +103,23 @@ mod tests {
         assert_eq!(px(20, 4), 200);
         assert_eq!(px(19, 5), 200);
         assert_eq!(f.data.iter().filter(|v| **v == 0).count(), 20 * 5 * 3);
+    }
+
+    #[test]
+    fn an_i420_frame_gets_black_luma_and_keeps_its_chroma() {
+        let rect = vec![[0.0, 0.0], [0.2, 0.0], [0.2, 0.1], [0.0, 0.1]];
+        let mask = Mask::new(&[rect], 100, 50);
+        for (full_range, black) in [(false, 16u8), (true, 0)] {
+            let format = PixelFormat::I420 { full_range };
+            let mut f = Frame { format, data: vec![200; format.frame_len(100, 50)], ..frame(100, 50) };
+            mask.apply(&mut f);
+            let (luma, chroma) = f.data.split_at(100 * 50);
+            assert_eq!(luma[0], black);
+            assert_eq!(luma[4 * 100 + 19], black);
+            assert_eq!(luma[4 * 100 + 20], 200);
+            assert_eq!(luma.iter().filter(|v| **v == black).count(), 20 * 5);
+            assert!(chroma.iter().all(|v| *v == 200));
+        }
     }
 
     #[test]

@@ -96,6 +96,12 @@ pub fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<RunSummary> {
     if cameras.is_empty() {
         anyhow::bail!("every camera in the configuration is disabled (enabled = false): nothing to run");
     }
+    let grey = recipe.color == crate::preprocess::ColorOrder::Gray;
+    let yuv = cameras
+        .iter()
+        .map(|c| capture::reads_yuv(c, grey))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(anyhow::Error::msg)?;
     let metrics = Metrics::new(cameras.iter().map(|c| c.id.clone()), SinkSet::names(&cfg.sinks));
     let server = TelemetryServer::start(cfg.http.listen, Arc::clone(&metrics))
         .with_context(|| format!("starting the HTTP endpoint on {}", cfg.http.listen))?;
@@ -143,6 +149,7 @@ pub fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<RunSummary> {
             counters: Arc::clone(&counters),
             status: sink_tx.clone(),
             stop: Arc::clone(&stop),
+            yuv: yuv[i],
         };
         let rx2 = feed_rx.clone();
         std::thread::Builder::new().name(format!("cap-{}", cam.id)).spawn(move || cap.run(feed_tx, rx2))?;

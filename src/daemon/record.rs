@@ -21,7 +21,7 @@ use opencv::prelude::*;
 use opencv::videoio::VideoWriter;
 
 use crate::config::{RecordingConfig, Retention};
-use crate::source::Frame;
+use crate::source::{Frame, PixelFormat};
 
 /// Recording failures, each naming the file concerned.
 #[derive(Debug, thiserror::Error)]
@@ -60,9 +60,22 @@ const MAX_FACTOR: u32 = 257;
 /// of OpenCV's area filter (in the daemon at 48 cameras: area at a fractional factor, 768 -> 480,
 /// took 60% of the CPU; area at factor 2 still ~30%; bilinear at factor 2 ~5%; a fused Rust
 /// box filter + BT.601 conversion was tried too and was slower than OpenCV's area filter).
+///
+/// An I420 frame (the daemon's FFmpeg decoder) is shrunk plane by plane the same way, with no
+/// colour conversion at all.
 pub fn to_rec_frame(frame: &Frame, max_width: u32) -> Result<RecFrame, RecordError> {
     let err = |e: opencv::Error| RecordError::Convert { index: frame.index, reason: e.to_string() };
     let (factor, w, h) = recorded_size(frame.width, frame.height, max_width);
+    if w * factor > frame.width || h * factor > frame.height {
+        return Err(RecordError::Convert {
+            index: frame.index,
+            reason: format!("a {}x{} frame is too small to record", frame.width, frame.height),
+        });
+    }
+    if let PixelFormat::I420 { .. } = frame.format {
+        let yuv = shrink_i420(frame, factor, w, h).map_err(err)?;
+        return Ok(RecFrame { index: frame.index, pts_ms: frame.pts_ms, width: w, height: h, yuv });
+    }
     let src =
         Mat::new_rows_cols_with_data::<u8>(frame.height as i32, frame.width as i32 * 3, &frame.data).map_err(err)?;
     let src = src.reshape(3, frame.height as i32).map_err(err)?;
@@ -80,6 +93,32 @@ pub fn to_rec_frame(frame: &Frame, max_width: u32) -> Result<RecFrame, RecordErr
     }
     let yuv = yuv.data_bytes().map_err(err)?.to_vec();
     Ok(RecFrame { index: frame.index, pts_ms: frame.pts_ms, width: w, height: h, yuv })
+}
+
+/// Shrinks each plane of an I420 frame by `factor` into a packed `w` x `h` I420 buffer (`w` and
+/// `h` even, `w * factor` and `h * factor` within the frame).
+fn shrink_i420(frame: &Frame, factor: u32, w: u32, h: u32) -> opencv::Result<Vec<u8>> {
+    let (fw, fh) = (frame.width as usize, frame.height as usize);
+    let (fcw, fch) = (fw.div_ceil(2), fh.div_ceil(2));
+    let (w, h) = (w as usize, h as usize);
+    let mut out = Vec::with_capacity(w * h * 3 / 2);
+    let planes = [(0, fw, fh, w, h), (fw * fh, fcw, fch, w / 2, h / 2), (fw * fh + fcw * fch, fcw, fch, w / 2, h / 2)];
+    for (offset, pw, ph, ow, oh) in planes {
+        let plane = &frame.data[offset..offset + pw * ph];
+        if factor == 1 {
+            for row in plane.chunks_exact(pw).take(oh) {
+                out.extend_from_slice(&row[..ow]);
+            }
+            continue;
+        }
+        let src = Mat::new_rows_cols_with_data::<u8>(ph as i32, pw as i32, plane)?;
+        let src = Mat::roi(&src, Rect::new(0, 0, (ow * factor as usize) as i32, (oh * factor as usize) as i32))?;
+        let mut small = Mat::default();
+        let size = Size::new(ow as i32, oh as i32);
+        opencv::imgproc::resize(&src, &mut small, size, 0.0, 0.0, opencv::imgproc::INTER_LINEAR)?;
+        out.extend_from_slice(small.data_bytes()?);
+    }
+    Ok(out)
 }
 
 fn to_bgr(f: &RecFrame) -> opencv::Result<Mat> {
@@ -497,6 +536,7 @@ mod tests {
             pts_ms: index as f64 * 1000.0 / fps,
             width: 320,
             height: 240,
+            format: PixelFormat::Bgr,
             data: vec![shade; 320 * 240 * 3],
             captured: Instant::now(),
         }
@@ -533,7 +573,15 @@ mod tests {
             }
             data[y * w * 3..y * w * 3 + 3].fill(128);
         }
-        let f = Frame { index: 7, pts_ms: 700.0, width: w as u32, height: h as u32, data, captured: Instant::now() };
+        let f = Frame {
+            index: 7,
+            pts_ms: 700.0,
+            width: w as u32,
+            height: h as u32,
+            format: PixelFormat::Bgr,
+            data,
+            captured: Instant::now(),
+        };
         let r = to_rec_frame(&f, 480).unwrap();
         assert_eq!((r.index, r.width, r.height, r.yuv.len()), (7, 384, 288, 384 * 288 * 3 / 2));
         let luma = |x: usize, y: usize| r.yuv[y * 384 + x];
@@ -544,6 +592,51 @@ mod tests {
         assert!((i32::from(luma(0, 50)) - 71).abs() <= 1, "{}", luma(0, 50));
         // Chroma of grey is neutral.
         assert!(r.yuv[384 * 288..].iter().all(|&c| (127..=129).contains(&c)));
+    }
+
+    #[test]
+    fn an_i420_frame_is_shrunk_plane_by_plane() {
+        // 768x576 I420: luma 16 left, 235 right, 128 in column 0; U 90 left, 200 right; V 128.
+        let (w, h) = (768usize, 576usize);
+        let format = PixelFormat::I420 { full_range: false };
+        let mut data = vec![128u8; format.frame_len(w as u32, h as u32)];
+        for y in 0..h {
+            for x in 0..w {
+                data[y * w + x] = if x == 0 {
+                    128
+                } else if x < w / 2 {
+                    16
+                } else {
+                    235
+                };
+            }
+        }
+        let u = &mut data[w * h..w * h + w * h / 4];
+        for (i, v) in u.iter_mut().enumerate() {
+            *v = if i % (w / 2) < w / 4 { 90 } else { 200 };
+        }
+        let f = Frame {
+            index: 3,
+            pts_ms: 300.0,
+            width: w as u32,
+            height: h as u32,
+            format,
+            data,
+            captured: Instant::now(),
+        };
+        let r = to_rec_frame(&f, 480).unwrap();
+        assert_eq!((r.index, r.width, r.height, r.yuv.len()), (3, 384, 288, 384 * 288 * 3 / 2));
+        let luma = |x: usize, y: usize| r.yuv[y * 384 + x];
+        assert_eq!((luma(1, 5), luma(191, 100), luma(192, 100), luma(383, 287)), (16, 16, 235, 235));
+        assert_eq!(luma(0, 50), 72, "the 2 x 2 mean of 128, 128, 16, 16");
+        let (cu, cv) = r.yuv[384 * 288..].split_at(192 * 144);
+        assert!(cu
+            .chunks_exact(192)
+            .all(|row| row[..96].iter().all(|&c| c == 90) && row[96..].iter().all(|&c| c == 200)));
+        assert!(cv.iter().all(|&c| c == 128));
+        // Too small to record: an error naming the frame, not a panic.
+        let tiny = Frame { width: 1, height: 1, data: vec![0; format.frame_len(1, 1)], ..f };
+        assert!(matches!(to_rec_frame(&tiny, 480), Err(RecordError::Convert { index: 3, .. })));
     }
 
     #[test]

@@ -38,6 +38,7 @@ fn gray_frame(index: u64, w: u32, h: u32, values: &[u8]) -> Frame {
         pts_ms: index as f64 * 40.0,
         width: w,
         height: h,
+        format: PixelFormat::Bgr,
         data: values.iter().flat_map(|&v| [v, v, v]).collect(),
         captured: Instant::now(),
     }
@@ -50,7 +51,15 @@ fn bgr_frame(index: u64, w: u32, h: u32, f: impl Fn(u32, u32) -> [u8; 3]) -> Fra
             data.extend_from_slice(&f(x, y));
         }
     }
-    Frame { index, pts_ms: index as f64 * 40.0, width: w, height: h, data, captured: Instant::now() }
+    Frame {
+        index,
+        pts_ms: index as f64 * 40.0,
+        width: w,
+        height: h,
+        format: PixelFormat::Bgr,
+        data,
+        captured: Instant::now(),
+    }
 }
 
 fn assert_close(got: &[f32], want: &[f32]) {
@@ -104,8 +113,8 @@ fn area_by_a_whole_factor_matches_the_general_path() {
         r.std = sd;
         let p = Preprocessor::new(r);
         let (mut fast, mut general) = (Scratch::default(), Scratch::default());
-        p.block_convert(&f.data, 72, 48, 12, 8, &mut fast);
-        p.separable_convert(&f.data, 72, 48, 12, 8, &mut general);
+        p.block_convert(&f.data, Pixels::Bgr, 72, 48, 12, 8, &mut fast);
+        p.separable_convert(&f.data, Pixels::Bgr, 72, 48, 12, 8, &mut general);
         assert_eq!(fast.planes.len(), n * 96);
         for (a, b) in fast.planes.iter().zip(&general.planes) {
             assert!((a - b).abs() < 1e-4, "{color:?}: {a} vs {b}");

@@ -1,14 +1,44 @@
-//! Frame sources. Owns everything that touches OpenCV's `videoio`; frames leave this module as
-//! owned byte buffers (`Frame`) so no OpenCV handle ever crosses a thread.
+//! Frame sources. Owns everything that touches OpenCV's `videoio` and FFmpeg's decoders; frames
+//! leave this module as owned byte buffers (`Frame`) so no decoder handle ever crosses a thread.
+//!
+//! Two decoders: [`OpenCvSource`] (OpenCV's capture: BGR frames; files, streams and USB devices)
+//! and [`FfmpegSource`] (FFmpeg's own API through `ffdec.c`: I420 frames, without the BGR
+//! conversion; files and streams). Replay, features and evaluation read BGR through OpenCV; the
+//! daemon reads I420 through FFmpeg when its model is grey (`daemon::capture`).
 
+mod ffmpeg;
 mod opencv_file;
 
+pub use ffmpeg::{decode_only_yuv, FfmpegSource};
 pub use opencv_file::{decode_only, redact_url, OpenCvSource};
 
 use std::path::PathBuf;
 use std::time::Instant;
 
-/// One decoded frame, owned, 8-bit BGR interleaved (`height * width * 3` bytes).
+/// How a [`Frame`]'s bytes are laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PixelFormat {
+    /// 8-bit BGR interleaved: `height * width * 3` bytes.
+    #[default]
+    Bgr,
+    /// Planar YUV 4:2:0, tightly packed: the `width * height` luma plane, then the U and the V
+    /// plane of `ceil(width / 2) * ceil(height / 2)` bytes each. `full_range`: luma spans 0-255
+    /// (JPEG range); otherwise 16-235 (BT.601 "TV" range, what nearly every camera sends).
+    I420 { full_range: bool },
+}
+
+impl PixelFormat {
+    /// Bytes of a `width` x `height` frame in this format.
+    pub fn frame_len(self, width: u32, height: u32) -> usize {
+        let (w, h) = (width as usize, height as usize);
+        match self {
+            PixelFormat::Bgr => w * h * 3,
+            PixelFormat::I420 { .. } => w * h + 2 * w.div_ceil(2) * h.div_ceil(2),
+        }
+    }
+}
+
+/// One decoded frame, owned, in the layout its `format` says.
 #[derive(Debug, Clone)]
 pub struct Frame {
     /// 0-based index of the frame in the stream.
@@ -17,6 +47,7 @@ pub struct Frame {
     pub pts_ms: f64,
     pub width: u32,
     pub height: u32,
+    pub format: PixelFormat,
     pub data: Vec<u8>,
     /// When the frame left the decoder (for latency measurement).
     pub captured: Instant,
@@ -71,8 +102,80 @@ pub enum SourceError {
     Decode { name: String, frame: u64, reason: String },
 }
 
+/// Timestamps of decoded frames: the container's when plausible (finite, non-negative, strictly
+/// increasing: some demuxers report 0 or repeat the last value for every frame, and snippet times
+/// must be monotonic), else index / fps, never stepping backwards when switching between them.
+#[derive(Debug, Clone)]
+struct PtsClock {
+    fps: f64,
+    last_ms: f64,
+}
+
+impl PtsClock {
+    fn new(fps: f64) -> Self {
+        Self { fps, last_ms: f64::NEG_INFINITY }
+    }
+
+    fn next(&mut self, index: u64, reported: Option<f64>) -> f64 {
+        let sane = reported.filter(|r| r.is_finite() && *r >= 0.0 && (index == 0 || *r > self.last_ms));
+        let pts = match sane {
+            Some(r) => r,
+            None => {
+                let derived = index as f64 * 1000.0 / self.fps;
+                if index > 0 && derived <= self.last_ms {
+                    self.last_ms + 1000.0 / self.fps
+                } else {
+                    derived
+                }
+            }
+        };
+        self.last_ms = pts;
+        pts
+    }
+}
+
+/// FFmpeg conceals damage and simply stops at a cut-off file, so the only sign of truncation is
+/// ending well short of the header's frame count. Counts from some containers are estimates
+/// (duration x fps), so a shortfall under one second or 2% is not reported.
+fn truncation(info: &SourceInfo, is_file: bool, decoded: u64) -> Option<SourceError> {
+    let expected = info.frame_count.filter(|_| is_file)?;
+    let tolerance = (info.fps.ceil() as u64).max(expected / 50).max(2);
+    (decoded + tolerance < expected).then(|| SourceError::Truncated { name: info.name.clone(), decoded, expected })
+}
+
+/// The checks a decoder would otherwise collapse into one unhelpful "could not open".
+fn check_file(path: &std::path::Path) -> Result<(), SourceError> {
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(SourceError::Missing(path.to_path_buf())),
+        Err(e) => return Err(SourceError::Open { name: path.display().to_string(), reason: e.to_string() }),
+    };
+    if meta.is_dir() {
+        return Err(SourceError::Open {
+            name: path.display().to_string(),
+            reason: "it is a directory, not a video file".into(),
+        });
+    }
+    if meta.len() == 0 {
+        return Err(SourceError::Empty(path.to_path_buf()));
+    }
+    // Catch permission problems here; a decoder would just report that it cannot open the file.
+    std::fs::File::open(path)
+        .map_err(|e| SourceError::Open { name: path.display().to_string(), reason: e.to_string() })?;
+    Ok(())
+}
+
 /// A source of owned frames. `next_frame` returns `Ok(None)` at the end of a file.
 pub trait FrameSource: Send {
     fn info(&self) -> &SourceInfo;
     fn next_frame(&mut self) -> Result<Option<Frame>, SourceError>;
+}
+
+impl<T: FrameSource + ?Sized> FrameSource for Box<T> {
+    fn info(&self) -> &SourceInfo {
+        (**self).info()
+    }
+    fn next_frame(&mut self) -> Result<Option<Frame>, SourceError> {
+        (**self).next_frame()
+    }
 }

@@ -9,7 +9,7 @@
 //! own decoder thread count; OpenCV 4.6 has no per-capture knob for it (`CAP_PROP_N_THREADS`
 //! arrived in 4.7), and for this codec class decoding is cheap next to the BGR conversion and copy.
 
-use super::{Frame, FrameSource, SourceError, SourceInfo, FALLBACK_FPS};
+use super::{check_file, Frame, FrameSource, PixelFormat, PtsClock, SourceError, SourceInfo, FALLBACK_FPS};
 use opencv::core::{Mat, Vector, CV_8UC3};
 use opencv::prelude::*;
 use opencv::videoio::{
@@ -32,7 +32,7 @@ pub struct OpenCvSource {
     /// The first frame, read at open so corrupt files fail early; handed out by the first call.
     first: Option<Frame>,
     next_index: u64,
-    last_pts_ms: f64,
+    clock: PtsClock,
     finished: bool,
     /// Files announce a frame count that lets us detect truncation; live streams do not.
     is_file: bool,
@@ -95,7 +95,7 @@ impl OpenCvSource {
             mat: Mat::default(),
             first: None,
             next_index: 0,
-            last_pts_ms: f64::NEG_INFINITY,
+            clock: PtsClock::new(fps),
             finished: false,
             is_file,
         };
@@ -139,10 +139,10 @@ impl OpenCvSource {
             Some(data) => data,
             None => copy_bgr(&self.mat).map_err(|e| decode_err(e.to_string()))?,
         };
-        let pts_ms = self.pts_ms(index);
-        self.last_pts_ms = pts_ms;
+        let reported = self.cap.get(CAP_PROP_POS_MSEC).ok();
+        let pts_ms = self.clock.next(index, reported);
         self.next_index += 1;
-        Ok(Some(Frame { index, pts_ms, width, height, data, captured }))
+        Ok(Some(Frame { index, pts_ms, width, height, format: PixelFormat::Bgr, data, captured }))
     }
 
     /// Reads the next frame. While the frame size stays that of the previous frame, OpenCV writes
@@ -175,36 +175,8 @@ impl OpenCvSource {
         Ok((got, None))
     }
 
-    /// FFmpeg conceals damage and simply stops at a cut-off file, so the only sign of truncation is
-    /// ending well short of the header's frame count. Counts from some containers are estimates
-    /// (duration x fps), so a shortfall under one second or 2% is not reported.
     fn truncation(&self, decoded: u64) -> Option<SourceError> {
-        let expected = self.info.frame_count.filter(|_| self.is_file)?;
-        let tolerance = (self.info.fps.ceil() as u64).max(expected / 50).max(2);
-        (decoded + tolerance < expected).then(|| SourceError::Truncated {
-            name: self.info.name.clone(),
-            decoded,
-            expected,
-        })
-    }
-
-    /// Container timestamp when it is plausible, else index / fps. "Plausible" = finite,
-    /// non-negative and strictly increasing: some demuxers report 0 or repeat the last value for
-    /// every frame, and downstream snippet times must be monotonic.
-    fn pts_ms(&self, index: u64) -> f64 {
-        let reported = self.cap.get(CAP_PROP_POS_MSEC).unwrap_or(f64::NAN);
-        let sane = reported.is_finite() && reported >= 0.0 && (index == 0 || reported > self.last_pts_ms);
-        if sane {
-            reported
-        } else {
-            let derived = index as f64 * 1000.0 / self.info.fps;
-            // Never step backwards when switching from container to derived timestamps.
-            if index > 0 && derived <= self.last_pts_ms {
-                self.last_pts_ms + 1000.0 / self.info.fps
-            } else {
-                derived
-            }
-        }
+        super::truncation(&self.info, self.is_file, decoded)
     }
 }
 
@@ -235,28 +207,6 @@ fn copy_bgr(mat: &Mat) -> opencv::Result<Vec<u8>> {
         data.extend_from_slice(&row.data_bytes()?[..row_bytes]);
     }
     Ok(data)
-}
-
-/// The checks OpenCV would otherwise collapse into one unhelpful "could not open".
-fn check_file(path: &Path) -> Result<(), SourceError> {
-    let meta = match std::fs::metadata(path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(SourceError::Missing(path.to_path_buf())),
-        Err(e) => return Err(SourceError::Open { name: path.display().to_string(), reason: e.to_string() }),
-    };
-    if meta.is_dir() {
-        return Err(SourceError::Open {
-            name: path.display().to_string(),
-            reason: "it is a directory, not a video file".into(),
-        });
-    }
-    if meta.len() == 0 {
-        return Err(SourceError::Empty(path.to_path_buf()));
-    }
-    // Catch permission problems here; OpenCV would just report that it cannot open the file.
-    std::fs::File::open(path)
-        .map_err(|e| SourceError::Open { name: path.display().to_string(), reason: e.to_string() })?;
-    Ok(())
 }
 
 /// Opens a capture on the FFmpeg backend with `params` (pairs of property id and value).
