@@ -6,12 +6,13 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 use ndarray::Array3;
 use std::path::Path;
 use vigil::alert::{AlertMachine, Observation};
+use vigil::daemon::record::to_rec_frame;
 use vigil::features::FeatureExtractor;
 use vigil::model::ModelDir;
 use vigil::pipeline::{replay, ReplayOptions};
 use vigil::preprocess::{Preprocessor, SnippetAssembler};
 use vigil::scorer::{ScoreMode, ScorerConfig, StreamScorer};
-use vigil::source::{FrameSource, OpenCvSource};
+use vigil::source::{FfmpegSource, FrameSource, OpenCvSource};
 
 const VTEST: &str = "/usr/share/doc/opencv-doc/examples/data/vtest.avi";
 
@@ -36,6 +37,17 @@ fn bench_decode(c: &mut Criterion) {
             }
         })
     });
+    // The daemon's decoder for grey models: FFmpeg to I420, no BGR conversion.
+    g.bench_function("vtest_frame_yuv", |b| {
+        let mut src = FfmpegSource::open_file(Path::new(VTEST)).unwrap();
+        b.iter(|| match src.next_frame().unwrap() {
+            Some(f) => f,
+            None => {
+                src = FfmpegSource::open_file(Path::new(VTEST)).unwrap();
+                src.next_frame().unwrap().unwrap()
+            }
+        })
+    });
     g.finish();
 }
 
@@ -48,6 +60,14 @@ fn bench_preprocess(c: &mut Criterion) {
     let mut g = c.benchmark_group("preprocess");
     g.throughput(Throughput::Elements(1));
     g.bench_function("vtest_frame_to_128x96_gray", |b| b.iter(|| pre.prepare(&frame).unwrap()));
+    let yuv = FfmpegSource::open_file(Path::new(VTEST)).unwrap().next_frame().unwrap().unwrap();
+    g.bench_function("vtest_i420_frame_to_128x96_gray", |b| b.iter(|| pre.prepare(&yuv).unwrap()));
+    g.finish();
+    // The daemon's pre-roll: each frame shrunk to the recording size (768x576 -> 384x288 I420).
+    let mut g = c.benchmark_group("record");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("vtest_frame_to_preroll", |b| b.iter(|| to_rec_frame(&frame, 480).unwrap()));
+    g.bench_function("vtest_i420_frame_to_preroll", |b| b.iter(|| to_rec_frame(&yuv, 480).unwrap()));
     g.finish();
 }
 
