@@ -7,12 +7,18 @@ fn main() {
     let p = Path::new("/usr/share/doc/opencv-doc/examples/data/vtest.avi");
     let mut srcs: Vec<FfmpegSource> = (0..n).map(|_| FfmpegSource::open_file(p).unwrap()).collect();
     // stagger
-    for (i, s) in srcs.iter_mut().enumerate() { for _ in 0..(i * 7 % 100) { s.next_frame().unwrap(); } }
+    for (i, s) in srcs.iter_mut().enumerate() {
+        for _ in 0..(i * 7 % 100) {
+            s.next_frame().unwrap();
+        }
+    }
     let t = Instant::now();
     let mut k = 0;
     while k < total {
         for s in srcs.iter_mut() {
-            if s.next_frame().unwrap().is_none() { *s = FfmpegSource::open_file(p).unwrap(); }
+            if s.next_frame().unwrap().is_none() {
+                *s = FfmpegSource::open_file(p).unwrap();
+            }
             k += 1;
         }
     }

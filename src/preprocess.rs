@@ -499,19 +499,19 @@ impl Preprocessor {
                 &mut local
             }
         };
+        let (rw, rh) = (rw as usize, rh as usize);
         match pixels {
-            Pixels::Luma { offset, .. } if offset > 0.0 => {
-                // TV-range luma outside 16-235 is black or white (clipped) in BGR too.
+            // TV-range luma outside 16-235 is black or white (clipped) in BGR too: the block
+            // path clamps as it sums; the general path reads a clamped copy.
+            Pixels::Luma { offset, .. } if offset > 0.0 && !self.block_path(w, h, rw, rh) => {
                 let mut luma = std::mem::take(&mut scratch.luma);
                 luma.clear();
                 luma.extend(frame.data[..w * h].iter().map(|v| (*v).clamp(16, 235)));
-                self.resize_convert(&luma, pixels, w, h, rw as usize, rh as usize, scratch);
+                self.resize_convert(&luma, pixels, w, h, rw, rh, scratch);
                 scratch.luma = luma;
             }
-            Pixels::Luma { .. } => {
-                self.resize_convert(&frame.data[..w * h], pixels, w, h, rw as usize, rh as usize, scratch)
-            }
-            Pixels::Bgr => self.resize_convert(&frame.data, pixels, w, h, rw as usize, rh as usize, scratch),
+            Pixels::Luma { .. } => self.resize_convert(&frame.data[..w * h], pixels, w, h, rw, rh, scratch),
+            Pixels::Bgr => self.resize_convert(&frame.data, pixels, w, h, rw, rh, scratch),
         }
         let data = self.crop(&scratch.planes, rw as usize, rh as usize);
         Ok(PreparedFrame { index: frame.index, pts_ms: frame.pts_ms, captured: frame.captured, data })
@@ -521,12 +521,17 @@ impl Preprocessor {
     /// channel planes in `scratch.planes`.
     #[allow(clippy::too_many_arguments)]
     fn resize_convert(&self, src: &[u8], px: Pixels, w: usize, h: usize, rw: usize, rh: usize, scratch: &mut Scratch) {
-        let whole = w % rw == 0 && h % rh == 0 && h / rh <= MAX_U16_ROWS;
-        if self.recipe.interpolation == Interpolation::Area && whole {
+        if self.block_path(w, h, rw, rh) {
             self.block_convert(src, px, w, h, rw, rh, scratch)
         } else {
             self.separable_convert(src, px, w, h, rw, rh, scratch)
         }
+    }
+
+    /// Whether a `w` x `h` -> `rw` x `rh` resize takes [`Preprocessor::block_convert`]: area
+    /// resampling by whole factors (768x576 -> 128x96).
+    fn block_path(&self, w: usize, h: usize, rw: usize, rh: usize) -> bool {
+        self.recipe.interpolation == Interpolation::Area && w % rw == 0 && h % rh == 0 && h / rh <= MAX_U16_ROWS
     }
 
     /// The general resize: a vertical then a horizontal pass with the filter's taps.
@@ -616,6 +621,8 @@ impl Preprocessor {
     fn block_convert(&self, src: &[u8], px: Pixels, w: usize, h: usize, rw: usize, rh: usize, scratch: &mut Scratch) {
         let (kx, ky) = (w / rw, h / rh);
         let row_len = w * px.channels();
+        // TV-range luma is clamped to 16-235 as it is summed (see `prepare`).
+        let clamp = matches!(px, Pixels::Luma { offset, .. } if offset > 0.0);
         let plane = rw * rh;
         scratch.planes.resize(self.recipe.channels() * plane, 0.0);
         scratch.sums.resize(row_len, 0);
@@ -624,7 +631,11 @@ impl Preprocessor {
             let sums = &mut scratch.sums;
             sums.fill(0);
             for row in src[oy * ky * row_len..(oy + 1) * ky * row_len].chunks_exact(row_len) {
-                sums.iter_mut().zip(row).for_each(|(a, &s)| *a += u16::from(s));
+                if clamp {
+                    sums.iter_mut().zip(row).for_each(|(a, &s)| *a += u16::from(s.max(16).min(235)));
+                } else {
+                    sums.iter_mut().zip(row).for_each(|(a, &s)| *a += u16::from(s));
+                }
             }
             if let Pixels::Luma { offset, gain } = px {
                 for (ox, block) in sums.chunks_exact(kx).enumerate() {

@@ -362,3 +362,51 @@ fn recipe_serde_form_is_stable() {
     let r: Recipe = toml::from_str(toml_text).unwrap();
     assert_eq!(r, i3d());
 }
+
+/// A `w` x `h` I420 frame with luma `luma(x, y)` and neutral chroma.
+fn i420_frame(w: u32, h: u32, full_range: bool, luma: impl Fn(u32, u32) -> u8) -> Frame {
+    let format = PixelFormat::I420 { full_range };
+    let mut data = vec![128u8; format.frame_len(w, h)];
+    for y in 0..h {
+        for x in 0..w {
+            data[(y * w + x) as usize] = luma(x, y);
+        }
+    }
+    Frame { index: 0, pts_ms: 0.0, width: w, height: h, format, data, captured: Instant::now() }
+}
+
+#[test]
+fn i420_luma_gives_the_grey_of_the_equivalent_bgr_frame() {
+    // TV-range luma 0, 16, 89, 162, 235, 255 is grey 0, 0, 85, 170, 255, 255 (255 / 219 x
+    // (Y - 16), clamped); the block path (24x16 -> 4x4) and the general path (24x16 -> 5x3)
+    // must both give what the BGR frame of those greys gives.
+    let ys = [0u8, 16, 89, 162, 235, 255];
+    let grey = [0u8, 0, 85, 170, 255, 255];
+    let pick = |x: u32, y: u32| ((x * 7 + y * 3 + x * y) % 6) as usize;
+    let yuv = i420_frame(24, 16, false, |x, y| ys[pick(x, y)]);
+    let bgr = bgr_frame(0, 24, 16, |x, y| [grey[pick(x, y)]; 3]);
+    for (rw, rh) in [(4, 4), (5, 3)] {
+        let r = recipe(Resize::Exact { width: rw, height: rh }, Interpolation::Area, CropMode::None, rw, rh);
+        let p = Preprocessor::try_new(r).unwrap();
+        let (a, b) = (p.prepare(&yuv).unwrap().data, p.prepare(&bgr).unwrap().data);
+        for (x, y) in a.iter().zip(&b) {
+            assert!((x - y).abs() < 1e-3, "{rw}x{rh}: {a:?} vs {b:?}");
+        }
+    }
+    // Full range: luma is the grey.
+    let full = i420_frame(24, 16, true, |x, y| grey[pick(x, y)]);
+    let r = recipe(Resize::Exact { width: 4, height: 4 }, Interpolation::Area, CropMode::None, 4, 4);
+    let p = Preprocessor::try_new(r).unwrap();
+    assert_close(&p.prepare(&full).unwrap().data, &p.prepare(&bgr).unwrap().data);
+}
+
+#[test]
+fn i420_frames_need_a_grey_model_and_the_right_length() {
+    let mut f = i420_frame(320, 240, false, |_, _| 100);
+    let err = Preprocessor::try_new(i3d()).unwrap().prepare(&f).unwrap_err().to_string();
+    assert!(err.contains("grey model") && err.contains("Rgb"), "{err}");
+    f.data.pop();
+    let r = recipe(Resize::None, Interpolation::Area, CropMode::None, 320, 240);
+    let err = Preprocessor::try_new(r).unwrap().prepare(&f).unwrap_err().to_string();
+    assert!(err.contains(&format!("expected {}", 320 * 240 * 3 / 2)), "{err}");
+}
