@@ -513,7 +513,7 @@ impl Preprocessor {
             Pixels::Luma { .. } => self.resize_convert(&frame.data[..w * h], pixels, w, h, rw, rh, scratch),
             Pixels::Bgr => self.resize_convert(&frame.data, pixels, w, h, rw, rh, scratch),
         }
-        let data = self.crop(&scratch.planes, rw as usize, rh as usize);
+        let data = self.crop(&scratch.planes, rw, rh);
         Ok(PreparedFrame { index: frame.index, pts_ms: frame.pts_ms, captured: frame.captured, data })
     }
 
@@ -632,6 +632,9 @@ impl Preprocessor {
             sums.fill(0);
             for row in src[oy * ky * row_len..(oy + 1) * ky * row_len].chunks_exact(row_len) {
                 if clamp {
+                    // `max().min()`, not `clamp()`: clamp's bounds check kept this loop from
+                    // vectorising (0.15 against 0.11 ms a vtest frame, `cargo bench`).
+                    #[allow(clippy::manual_clamp)]
                     sums.iter_mut().zip(row).for_each(|(a, &s)| *a += u16::from(s.max(16).min(235)));
                 } else {
                     sums.iter_mut().zip(row).for_each(|(a, &s)| *a += u16::from(s));

@@ -118,6 +118,16 @@ fn shrink_i420(frame: &Frame, factor: u32, w: u32, h: u32) -> opencv::Result<Vec
         opencv::imgproc::resize(&src, &mut small, size, 0.0, 0.0, opencv::imgproc::INTER_LINEAR)?;
         out.extend_from_slice(small.data_bytes()?);
     }
+    if let PixelFormat::I420 { full_range: true } = frame.format {
+        // Clips and snapshots are converted as TV-range BT.601 (OpenCV's I420 conversions):
+        // squeeze full-range ("JPEG") luma into 16-235 and chroma into 16-240 first.
+        let luma: Vec<u8> = (0..=255u32).map(|v| (16 + (v * 219 + 127) / 255) as u8).collect();
+        let chroma: Vec<u8> =
+            (0..=255i32).map(|v| (128 + ((v - 128) * 224 + if v >= 128 { 127 } else { -127 }) / 255) as u8).collect();
+        let (y, uv) = out.split_at_mut(w * h);
+        y.iter_mut().for_each(|v| *v = luma[usize::from(*v)]);
+        uv.iter_mut().for_each(|v| *v = chroma[usize::from(*v)]);
+    }
     Ok(out)
 }
 
@@ -634,6 +644,16 @@ mod tests {
             .chunks_exact(192)
             .all(|row| row[..96].iter().all(|&c| c == 90) && row[96..].iter().all(|&c| c == 200)));
         assert!(cv.iter().all(|&c| c == 128));
+        // Full range (JPEG) luma and chroma are squeezed into TV range for the clip writer.
+        let full = PixelFormat::I420 { full_range: true };
+        let mut data = vec![255u8; full.frame_len(4, 4)];
+        data[..8].fill(0);
+        data[16..18].fill(0);
+        let g = Frame { width: 4, height: 4, format: full, data, ..f.clone() };
+        let r = to_rec_frame(&g, 480).unwrap();
+        let want: Vec<u8> =
+            [[16u8; 8], [235; 8]].concat().into_iter().chain([16, 16, 240, 240, 240, 240, 240, 240]).collect();
+        assert_eq!(r.yuv, want);
         // Too small to record: an error naming the frame, not a panic.
         let tiny = Frame { width: 1, height: 1, data: vec![0; format.frame_len(1, 1)], ..f };
         assert!(matches!(to_rec_frame(&tiny, 480), Err(RecordError::Convert { index: 3, .. })));

@@ -61,10 +61,13 @@ static void log_callback(void *avcl, int level, const char *fmt, va_list vl) {
     if (n > 0) log_fn(level, line);
 }
 
-void vg_set_log(vg_log_fn fn) {
+/* Once per process, before the first vg_open: routes FFmpeg's log and initialises its network
+ * layer (TLS for rtsps:// and https://). */
+void vg_init(vg_log_fn fn) {
     log_fn = fn;
     av_log_set_level(AV_LOG_WARNING);
     av_log_set_callback(log_callback);
+    avformat_network_init();
 }
 
 static void set_err(char *err, size_t len, const char *what, int code) {

@@ -48,7 +48,7 @@ extern "C" {
     fn vg_get_info(d: *const VgDec, info: *mut VgInfo);
     fn vg_next(d: *mut VgDec, out: *mut VgFrame, skipped: *mut c_int, err: *mut c_char, errlen: usize) -> c_int;
     fn vg_close(d: *mut VgDec);
-    fn vg_set_log(f: extern "C" fn(c_int, *const c_char));
+    fn vg_init(f: extern "C" fn(c_int, *const c_char));
 }
 
 /// FFmpeg's own log lines (a refused connection, a damaged packet it concealed), to tracing at
@@ -63,10 +63,11 @@ extern "C" fn ffmpeg_log(level: c_int, line: *const c_char) {
     tracing::debug!(target: "ffmpeg", level, "{text}");
 }
 
-fn route_logs() {
+/// Routes FFmpeg's log to [`ffmpeg_log`] and initialises its network layer, once.
+fn init() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     // SAFETY: sets a process-wide callback to a function that lives as long as the program.
-    ONCE.call_once(|| unsafe { vg_set_log(ffmpeg_log) });
+    ONCE.call_once(|| unsafe { vg_init(ffmpeg_log) });
 }
 
 /// Owns a `vg_dec`; closes it on drop.
@@ -125,7 +126,7 @@ impl FfmpegSource {
     }
 
     fn open(target: &str, name: String, timeout: Option<Duration>, is_file: bool) -> Result<Self, SourceError> {
-        route_logs();
+        init();
         let open_err = |reason: String| SourceError::Open { name: name.clone(), reason };
         let c_target = CString::new(target).map_err(|_| open_err("the name contains a NUL byte".into()))?;
         let timeout_ms = timeout.map_or(0, |t| t.as_millis().clamp(1, i32::MAX as u128) as c_int);
