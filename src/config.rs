@@ -85,6 +85,25 @@ pub struct CameraConfig {
     pub effective_alert: AlertSettings,
 }
 
+impl CameraConfig {
+    /// Whether this camera is read by the FFmpeg YUV decoder: its `decoder` key, and whether the
+    /// model is grey (only a grey model can read I420 frames). An explicit "ffmpeg" with a
+    /// colour model is an error naming the camera.
+    pub fn reads_yuv(&self, grey_model: bool) -> Result<bool, String> {
+        let usb = matches!(self.source, Source::Usb(_));
+        match self.decoder {
+            Decoder::Opencv => Ok(false),
+            Decoder::Auto => Ok(grey_model && !usb),
+            Decoder::Ffmpeg if grey_model && !usb => Ok(true),
+            Decoder::Ffmpeg => Err(format!(
+                "camera {}: \"ffmpeg\" gives YUV frames, which only a grey model reads (this model's \
+                 [preprocess] color is not \"gray\"); use \"auto\" or \"opencv\"",
+                self.id
+            )),
+        }
+    }
+}
+
 fn yes() -> bool {
     true
 }
@@ -412,6 +431,18 @@ impl Config {
                 ),
             })?;
             cam.effective_alert = merged;
+        }
+        Ok(())
+    }
+
+    /// Checks every camera's `decoder` against the model: "ffmpeg" needs a grey model.
+    pub fn check_decoders(&self, grey_model: bool, path: &Path) -> Result<(), ConfigError> {
+        for (i, cam) in self.cameras.iter().enumerate() {
+            cam.reads_yuv(grey_model).map_err(|reason| ConfigError::Invalid {
+                path: path.to_path_buf(),
+                key: format!("cameras[{i}].decoder"),
+                reason,
+            })?;
         }
         Ok(())
     }

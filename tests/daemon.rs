@@ -499,8 +499,13 @@ fn check_config_accepts_the_example_and_names_the_key_of_each_bad_one() {
     assert!(String::from_utf8_lossy(&o.stdout).contains("OK: 2 cameras"));
     let dir = tempfile::tempdir().unwrap();
     let cam = "[[cameras]]\nid = \"a\"\nsource = \"x.mp4\"\n";
-    let cases: [(&str, String, &str); 5] = [
+    let cases: [(&str, String, &str); 6] = [
         ("off-above-on", format!("{cam}[alert]\non = 0.5\noff = 0.6\n"), "alert.off"),
+        (
+            "usb-ffmpeg",
+            "[[cameras]]\nid = \"u\"\nsource = \"usb:0\"\ndecoder = \"ffmpeg\"\n".into(),
+            "cameras[0].decoder: \"ffmpeg\" reads URLs and files",
+        ),
         ("duplicate", format!("{cam}{cam}"), "cameras[1].id: duplicate camera id 'a'"),
         ("unknown-key", format!("{cam}colour = \"red\"\n"), "unknown field `colour`"),
         ("empty-id", "[[cameras]]\nid = \"\"\nsource = \"x.mp4\"\n".into(), "cameras[0].id: must not be empty"),

@@ -88,6 +88,19 @@ fn snippets_of(path: &Path, recipe: Recipe) -> Vec<Snippet> {
 
 // ---------------------------------------------------------------- source
 
+/// Reads `src` to its first error: (frames before it, the error). A truncated file must not end
+/// silently.
+fn frames_until_error(src: &mut dyn FrameSource) -> (u64, SourceError) {
+    let mut frames = 0;
+    loop {
+        match src.next_frame() {
+            Ok(Some(_)) => frames += 1,
+            Ok(None) => panic!("a truncated file must not end silently"),
+            Err(e) => return (frames, e),
+        }
+    }
+}
+
 /// Writes `frames` frames of ffmpeg's `testsrc` at `size` with `codec` and `pix_fmt` into `name`.
 fn ffmpeg_coded(dir: &Path, name: &str, frames: u32, size: &str, codec: &str, pix_fmt: &str) -> PathBuf {
     let out = dir.join(name);
@@ -184,14 +197,7 @@ fn the_yuv_decoder_reports_truncation_and_bad_files() {
     let bytes = std::fs::read(vtest()).unwrap();
     std::fs::write(&p, &bytes[..200 * 1024]).unwrap();
     let mut src = FfmpegSource::open_file(&p).unwrap();
-    let mut frames = 0;
-    let err = loop {
-        match src.next_frame() {
-            Ok(Some(_)) => frames += 1,
-            Ok(None) => panic!("a truncated file must not end silently"),
-            Err(e) => break e,
-        }
-    };
+    let (frames, err) = frames_until_error(&mut src);
     assert!(matches!(err, SourceError::Truncated { expected: 795, .. }), "{err}");
     assert!(frames > 0 && frames < 100, "{frames} frames");
     assert!(src.next_frame().unwrap().is_none(), "the error is reported once");
@@ -256,14 +262,7 @@ fn truncated_video_is_reported_after_its_decodable_frames() {
     let bytes = std::fs::read(vtest()).unwrap();
     std::fs::write(&p, &bytes[..20 * 1024]).unwrap();
     let mut src = OpenCvSource::open_file(&p).unwrap();
-    let mut frames = 0;
-    let err = loop {
-        match src.next_frame() {
-            Ok(Some(_)) => frames += 1,
-            Ok(None) => panic!("a truncated file must not end silently"),
-            Err(e) => break e,
-        }
-    };
+    let (frames, err) = frames_until_error(&mut src);
     assert!(matches!(err, SourceError::Truncated { decoded: 1, expected: 795, .. }), "{err}");
     assert_eq!(frames, 1);
     assert!(err.to_string().contains("truncated.avi"), "{err}");

@@ -13,6 +13,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     let mut cfg = Config::load(&args.config)?;
     let model = ModelDir::load(&daemon::model_dir(&cfg))?;
     cfg.apply_model_alert(model.manifest.alert, &args.config)?;
+    cfg.check_decoders(grey_model(&model)?, &args.config)?;
     let stop = Arc::new(AtomicBool::new(false));
     daemon::install_signals(Arc::clone(&stop))?;
     let summary = daemon::run(cfg, RunOptions { duration: args.duration, stop: Some(stop), on_ready: None })?;
@@ -36,11 +37,17 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Whether the model's extractor reads grey frames (and so can take the YUV decoder's).
+fn grey_model(model: &ModelDir) -> anyhow::Result<bool> {
+    Ok(model.extractor_parts()?.1.color == crate::preprocess::ColorOrder::Gray)
+}
+
 pub fn check(args: &CheckConfigArgs) -> anyhow::Result<()> {
     let mut cfg = Config::load(&args.file)?;
     let model = ModelDir::load(&daemon::model_dir(&cfg))?;
     model.extractor_parts()?;
     cfg.apply_model_alert(model.manifest.alert, &args.file)?;
+    cfg.check_decoders(grey_model(&model)?, &args.file)?;
     let enabled = cfg.enabled_cameras().count();
     println!(
         "{}: OK: {} cameras ({} enabled), model {} ({}), sinks [{}], recording {}, http {}",

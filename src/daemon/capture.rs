@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, SendTimeoutError, Sender, TrySendError};
 
 use super::SinkMsg;
-use crate::config::{CameraConfig, Decoder, Pace, Source};
+use crate::config::{CameraConfig, Pace, Source};
 use crate::source::{FfmpegSource, Frame, FrameSource, OpenCvSource, SourceError};
 use crate::telemetry::{CameraMetrics, Metrics, Stage};
 
@@ -34,23 +34,6 @@ pub const FRAME_QUEUE: usize = 8;
 /// Whether a camera's source is live (drop-oldest) rather than a file played as fast as possible.
 pub fn is_live(cam: &CameraConfig) -> bool {
     !matches!(cam.source, Source::File(_)) || cam.pace == Pace::Realtime
-}
-
-/// Whether `cam` is read by the FFmpeg YUV decoder: its `decoder` key, and whether the model is
-/// grey (only a grey model can read I420 frames). An explicit "ffmpeg" with a colour model is an
-/// error naming the camera.
-pub fn reads_yuv(cam: &CameraConfig, grey_model: bool) -> Result<bool, String> {
-    let usb = matches!(cam.source, Source::Usb(_));
-    match cam.decoder {
-        Decoder::Opencv => Ok(false),
-        Decoder::Auto => Ok(grey_model && !usb),
-        Decoder::Ffmpeg if grey_model && !usb => Ok(true),
-        Decoder::Ffmpeg => Err(format!(
-            "camera {}: decoder = \"ffmpeg\" gives YUV frames, which only a grey model reads (this model's \
-             [preprocess] color is not \"gray\"); use \"auto\" or \"opencv\"",
-            cam.id
-        )),
-    }
 }
 
 fn open(cam: &CameraConfig, yuv: bool) -> Result<Box<dyn FrameSource>, SourceError> {
@@ -72,7 +55,7 @@ pub struct Capture {
     pub counters: Arc<CameraMetrics>,
     pub status: Sender<SinkMsg>,
     pub stop: Arc<AtomicBool>,
-    /// Decode with FFmpeg to I420 ([`reads_yuv`]) rather than with OpenCV to BGR.
+    /// Decode with FFmpeg to I420 ([`CameraConfig::reads_yuv`]) rather than with OpenCV to BGR.
     pub yuv: bool,
 }
 
@@ -277,14 +260,14 @@ mod tests {
             Config::from_str(&text, "t.toml").map(|c| c.cameras[0].clone())
         };
         let file = cfg("\"x.avi\"", "auto").unwrap();
-        assert_eq!(reads_yuv(&file, true), Ok(true));
-        assert_eq!(reads_yuv(&file, false), Ok(false));
+        assert_eq!(file.reads_yuv(true), Ok(true));
+        assert_eq!(file.reads_yuv(false), Ok(false));
         let usb = cfg("\"usb:0\"", "auto").unwrap();
-        assert_eq!(reads_yuv(&usb, true), Ok(false));
-        assert_eq!(reads_yuv(&cfg("\"rtsp://h/s\"", "opencv").unwrap(), true), Ok(false));
+        assert_eq!(usb.reads_yuv(true), Ok(false));
+        assert_eq!(cfg("\"rtsp://h/s\"", "opencv").unwrap().reads_yuv(true), Ok(false));
         let forced = cfg("\"rtsp://h/s\"", "ffmpeg").unwrap();
-        assert_eq!(reads_yuv(&forced, true), Ok(true));
-        let err = reads_yuv(&forced, false).unwrap_err();
+        assert_eq!(forced.reads_yuv(true), Ok(true));
+        let err = forced.reads_yuv(false).unwrap_err();
         assert!(err.contains("camera c") && err.contains("grey"), "{err}");
         let err = cfg("\"usb:0\"", "ffmpeg").unwrap_err().to_string();
         assert!(err.contains("decoder") && err.contains("USB"), "{err}");

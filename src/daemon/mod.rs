@@ -97,11 +97,7 @@ pub fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<RunSummary> {
         anyhow::bail!("every camera in the configuration is disabled (enabled = false): nothing to run");
     }
     let grey = recipe.color == crate::preprocess::ColorOrder::Gray;
-    let yuv = cameras
-        .iter()
-        .map(|c| capture::reads_yuv(c, grey))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(anyhow::Error::msg)?;
+    let yuv = cameras.iter().map(|c| c.reads_yuv(grey)).collect::<Result<Vec<_>, _>>().map_err(anyhow::Error::msg)?;
     let metrics = Metrics::new(cameras.iter().map(|c| c.id.clone()), SinkSet::names(&cfg.sinks));
     let server = TelemetryServer::start(cfg.http.listen, Arc::clone(&metrics))
         .with_context(|| format!("starting the HTTP endpoint on {}", cfg.http.listen))?;

@@ -159,18 +159,9 @@ impl FfmpegSource {
             is_file,
             skipped: 0,
         };
-        match source.decode_next() {
-            Ok(Some(frame)) => {
-                source.info.width = frame.width;
-                source.info.height = frame.height;
-                source.first = Some(frame);
-                Ok(source)
-            }
-            Ok(None) | Err(SourceError::Decode { .. } | SourceError::Truncated { .. }) => {
-                Err(SourceError::NoFrames { name: source.info.name.clone() })
-            }
-            Err(e) => Err(e),
-        }
+        let decoded = source.decode_next();
+        source.first = Some(super::first_frame(&mut source.info, decoded)?);
+        Ok(source)
     }
 
     /// Damaged packets skipped so far.

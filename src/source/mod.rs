@@ -134,6 +134,23 @@ impl PtsClock {
     }
 }
 
+/// The first frame a source decoded at open: it settles the frame size (container headers can
+/// disagree with the decoded frame), and a file without one is [`SourceError::NoFrames`]
+/// (a damaged first frame or a cut before it included) rather than an empty video later.
+fn first_frame(info: &mut SourceInfo, decoded: Result<Option<Frame>, SourceError>) -> Result<Frame, SourceError> {
+    match decoded {
+        Ok(Some(frame)) => {
+            info.width = frame.width;
+            info.height = frame.height;
+            Ok(frame)
+        }
+        Ok(None) | Err(SourceError::Decode { .. } | SourceError::Truncated { .. }) => {
+            Err(SourceError::NoFrames { name: info.name.clone() })
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// FFmpeg conceals damage and simply stops at a cut-off file, so the only sign of truncation is
 /// ending well short of the header's frame count. Counts from some containers are estimates
 /// (duration x fps), so a shortfall under one second or 2% is not reported.

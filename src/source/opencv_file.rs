@@ -99,19 +99,9 @@ impl OpenCvSource {
             finished: false,
             is_file,
         };
-        match source.decode_next() {
-            Ok(Some(frame)) => {
-                // The decoded frame is authoritative; container headers can disagree with it.
-                source.info.width = frame.width;
-                source.info.height = frame.height;
-                source.first = Some(frame);
-                Ok(source)
-            }
-            Ok(None) | Err(SourceError::Decode { .. } | SourceError::Truncated { .. }) => {
-                Err(SourceError::NoFrames { name: source.info.name.clone() })
-            }
-            Err(e) => Err(e),
-        }
+        let decoded = source.decode_next();
+        source.first = Some(super::first_frame(&mut source.info, decoded)?);
+        Ok(source)
     }
 
     /// Reads one frame from the capture into an owned `Frame`.
