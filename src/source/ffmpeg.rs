@@ -60,7 +60,28 @@ extern "C" fn ffmpeg_log(level: c_int, line: *const c_char) {
     }
     // SAFETY: ffdec.c passes a NUL-terminated line that lives for the duration of the call.
     let text = unsafe { std::ffi::CStr::from_ptr(line) }.to_string_lossy();
-    tracing::debug!(target: "ffmpeg", level, "{text}");
+    tracing::debug!(target: "ffmpeg", level, "{}", redact_credentials(&text));
+}
+
+/// `scheme://user:password@host` anywhere in a line becomes `scheme://***@host`: FFmpeg's
+/// messages may quote the URL a camera was opened with, and credentials never reach a log.
+fn redact_credentials(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line;
+    while let Some(at) = rest.find("://") {
+        let (head, tail) = rest.split_at(at + 3);
+        out.push_str(head);
+        let end = tail.find(|c: char| c == '/' || c.is_whitespace()).unwrap_or(tail.len());
+        match tail[..end].rfind('@') {
+            Some(user_end) => {
+                out.push_str("***");
+                rest = &tail[user_end..];
+            }
+            None => rest = tail,
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Routes FFmpeg's log to [`ffmpeg_log`] and initialises its network layer, once.
@@ -258,6 +279,17 @@ mod tests {
     use super::*;
 
     const VTEST: &str = "/usr/share/doc/opencv-doc/examples/data/vtest.avi";
+
+    #[test]
+    fn credentials_in_ffmpeg_log_lines_are_redacted() {
+        assert_eq!(
+            redact_credentials("[rtsp @ 0x1] method DESCRIBE rtsp://admin:s3cret@10.0.0.5:554/s failed"),
+            "[rtsp @ 0x1] method DESCRIBE rtsp://***@10.0.0.5:554/s failed"
+        );
+        assert_eq!(redact_credentials("a http://u:p@h/x and rtsp://v:q@k b"), "a http://***@h/x and rtsp://***@k b");
+        assert_eq!(redact_credentials("tcp://127.0.0.1:9?timeout=0 failed"), "tcp://127.0.0.1:9?timeout=0 failed");
+        assert_eq!(redact_credentials("no url, a@b"), "no url, a@b");
+    }
 
     #[test]
     fn vtest_decodes_to_i420_with_its_header_facts() {
