@@ -121,14 +121,27 @@ fn shrink_i420(frame: &Frame, factor: u32, w: u32, h: u32) -> opencv::Result<Vec
     if let PixelFormat::I420 { full_range: true } = frame.format {
         // Clips and snapshots are converted as TV-range BT.601 (OpenCV's I420 conversions):
         // squeeze full-range ("JPEG") luma into 16-235 and chroma into 16-240 first.
-        let luma: Vec<u8> = (0..=255u32).map(|v| (16 + (v * 219 + 127) / 255) as u8).collect();
-        let chroma: Vec<u8> =
-            (0..=255i32).map(|v| (128 + ((v - 128) * 224 + if v >= 128 { 127 } else { -127 }) / 255) as u8).collect();
+        let (luma, chroma) = tv_range_tables();
         let (y, uv) = out.split_at_mut(w * h);
         y.iter_mut().for_each(|v| *v = luma[usize::from(*v)]);
         uv.iter_mut().for_each(|v| *v = chroma[usize::from(*v)]);
     }
     Ok(out)
+}
+
+/// Lookup tables from full-range ("JPEG") to TV-range luma (0-255 -> 16-235) and chroma
+/// (0-255 -> 16-240, 128 stays 128), built once: they are applied to every pre-roll frame of a
+/// full-range camera.
+fn tv_range_tables() -> &'static ([u8; 256], [u8; 256]) {
+    static TABLES: std::sync::OnceLock<([u8; 256], [u8; 256])> = std::sync::OnceLock::new();
+    TABLES.get_or_init(|| {
+        let (mut luma, mut chroma) = ([0u8; 256], [0u8; 256]);
+        for v in 0..256i32 {
+            luma[v as usize] = (16 + (v * 219 + 127) / 255) as u8;
+            chroma[v as usize] = (128 + ((v - 128) * 224 + if v >= 128 { 127 } else { -127 }) / 255) as u8;
+        }
+        (luma, chroma)
+    })
 }
 
 fn to_bgr(f: &RecFrame) -> opencv::Result<Mat> {
