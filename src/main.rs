@@ -7,6 +7,7 @@ use vigil::cli::{Cli, Command, LogFormat};
 use vigil::error::{exit_code, Exit};
 
 fn main() -> ExitCode {
+    vigil::rtfm::settle_thread_count();
     let cli = Cli::parse();
     init_logging(cli.log.as_deref(), cli.log_format);
     let result = match &cli.command {

@@ -11,6 +11,20 @@ pub use net::{BatchStats, DropoutMasks, ForwardOutput, Rtfm, ScoreOutput, DROPOU
 
 use serde::{Deserialize, Serialize};
 
+/// Works out once how many threads candle's matrix products may use, and leaves it in
+/// `RAYON_NUM_THREADS` (unless that already holds a count). candle asks on every product and,
+/// without the variable, counts physical cores by reading `/proc/cpuinfo` each time: the daemon
+/// scores every snippet of every camera, and at 72 cameras about 1% of its CPU went to the kernel
+/// formatting that file (`perf`, 2026-11-28). The count is candle's own, so nothing else changes.
+/// Call at start-up, before any other thread exists (it sets an environment variable).
+pub fn settle_thread_count() {
+    let set = std::env::var("RAYON_NUM_THREADS").ok().and_then(|v| v.parse::<usize>().ok()).is_some_and(|n| n > 0);
+    if !set {
+        let n = candle_core::utils::get_num_threads();
+        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+    }
+}
+
 /// The `[rtfm]` widths of `model.toml`. Reference values: 2048 / 512 / 256 / [512, 128].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
