@@ -66,8 +66,13 @@ fn bench_preprocess(c: &mut Criterion) {
     // The daemon's pre-roll: each frame shrunk to the recording size (768x576 -> 384x288 I420).
     let mut g = c.benchmark_group("record");
     g.throughput(Throughput::Elements(1));
-    g.bench_function("vtest_frame_to_preroll", |b| b.iter(|| to_rec_frame(&frame, 480).unwrap()));
-    g.bench_function("vtest_i420_frame_to_preroll", |b| b.iter(|| to_rec_frame(&yuv, 480).unwrap()));
+    g.bench_function("vtest_frame_to_preroll", |b| b.iter(|| to_rec_frame(&frame, 480, Vec::new()).unwrap()));
+    g.bench_function("vtest_i420_frame_to_preroll", |b| b.iter(|| to_rec_frame(&yuv, 480, Vec::new()).unwrap()));
+    // As the daemon does it: into the buffer of a frame that left the ring.
+    g.bench_function("vtest_i420_frame_to_preroll_reused", |b| {
+        let mut buf = Vec::new();
+        b.iter(|| buf = to_rec_frame(&yuv, 480, std::mem::take(&mut buf)).unwrap().yuv)
+    });
     g.finish();
 }
 

@@ -1,6 +1,6 @@
-//! One camera thread per camera: takes frames from its capture thread, feeds the recorder's
-//! pre-roll, blanks the mask, preprocesses and assembles snippets, sends them to the shared
-//! feature pool, puts the features back in order, and runs the camera's own window scorer and
+//! One camera thread per camera: takes frames from its capture thread (already shrunk for the
+//! pre-roll and preprocessed there), feeds the recorder's pre-roll, assembles snippets, sends
+//! them to the shared feature pool, puts the features back in order, and runs the camera's own window scorer and
 //! alert state machine (with its arming schedule and hourly cap). Events go to the sink thread.
 //!
 //! On stop (or when a file ends) it finishes what is in flight: waits for the snippets at the
@@ -16,15 +16,15 @@ use crossbeam_channel::{select, unbounded, Receiver, Sender};
 use ndarray::Array2;
 
 use super::capture::Feed;
-use super::mask::Mask;
 use super::pool::{Job, Reply, SnippetMeta};
 use super::record::{self, RecMsg, Recorder};
 use super::SinkMsg;
 use crate::alert::{AlertEvent, AlertMachine, EventKind, Observation};
 use crate::config::{is_armed, CameraConfig, RecordingConfig, Weekday};
-use crate::preprocess::{Preprocessor, Recipe, SnippetAssembler};
+use crate::preprocess::{PreparedFrame, Recipe, SnippetAssembler};
 use crate::rtfm::{Rtfm, RtfmError, ScoreOutput};
 use crate::scorer::{Scored, ScorerConfig, SnippetScorer, StreamScorer};
+use crate::source::FrameBuffers;
 use crate::telemetry::{CameraMetrics, Metrics, Stage};
 
 /// The RTFM network shared by every camera (read-only at inference).
@@ -59,6 +59,9 @@ pub struct CameraTask {
     pub stop: Arc<AtomicBool>,
     /// Frames (of those a snippet takes) skipped before the first snippet: see [`snippet_phase`].
     pub phase: usize,
+    /// Buffers of frames leaving the recorder's ring, handed back to the capture thread's
+    /// pre-roll shrink ([`super::capture::Preroll`]).
+    pub preroll_buffers: FrameBuffers,
 }
 
 /// Where camera `i` of `n` starts its first snippet, in frames: cameras that connect together
@@ -94,8 +97,6 @@ struct Recording {
     cfg: RecordingConfig,
     tx: Option<Sender<RecMsg>>,
     thread: Option<std::thread::JoinHandle<Recorder>>,
-    interval_ms: f64,
-    next_ms: f64,
     live: bool,
 }
 
@@ -116,6 +117,32 @@ struct Scoring {
     open_paths: (Option<String>, Option<String>),
     last_event: Instant,
     last_peak: f32,
+}
+
+/// The frame half: snippet assembly from the prepared frames, up to the feature pool.
+struct Intake {
+    asm: SnippetAssembler,
+    /// Number of the next snippet sent to the pool.
+    next_snippet: u64,
+    /// Prepared frames still to skip before the first snippet ([`CameraTask::phase`]).
+    skip: usize,
+}
+
+impl Intake {
+    /// Adds a prepared frame and sends a completed snippet to the feature pool; false when the
+    /// pool is gone.
+    fn take(&mut self, task: &CameraTask, p: PreparedFrame, reply: &Sender<Reply>) -> bool {
+        if self.skip > 0 {
+            self.skip -= 1;
+            return true;
+        }
+        if let Some(s) = self.asm.push(p) {
+            let meta = SnippetMeta::of(self.next_snippet, &s);
+            self.next_snippet += 1;
+            return task.jobs.send(Job { meta, clip: s.clip, reply: reply.clone() }).is_ok();
+        }
+        true
+    }
 }
 
 /// The wall clock's weekday and minute of the day, local time.
@@ -142,8 +169,7 @@ impl CameraTask {
     pub fn run(self, feed: Receiver<Feed>) -> CameraSummary {
         let id = self.cam.id.clone();
         let mut summary = CameraSummary::default();
-        let pre = Preprocessor::new(self.recipe.clone());
-        let mut asm = SnippetAssembler::new(self.recipe.clone());
+        let mut intake = Intake { asm: SnippetAssembler::new(self.recipe.clone()), next_snippet: 0, skip: self.phase };
         let (reply_tx, reply_rx) = unbounded::<Reply>();
         let policy = self.cam.effective_alert.policy();
         let mut scoring = Scoring {
@@ -163,7 +189,6 @@ impl CameraTask {
             last_peak: 0.0,
         };
         let mut rec = self.recording.clone().map(|cfg| {
-            let interval_ms = 1000.0 / cfg.max_fps;
             // The ring covers the pre-roll plus the detection delay: a snippet, the lookahead,
             // the minimum duration, and slack for queues. The camera's rate is not known before
             // its first frame, so a snippet's duration assumes 10 fps (cameras at 10 fps or more
@@ -172,7 +197,8 @@ impl CameraTask {
             let delay =
                 Duration::from_secs_f64(snippet_s * (self.scorer.lookahead as f64 + 1.0) + policy.min_duration_s + 2.0);
             let live = super::capture::is_live(&self.cam);
-            let mut recorder = Recorder::new(&id, cfg.clone(), cfg.max_fps, delay, Arc::clone(&self.active_clips));
+            let mut recorder = Recorder::new(&id, cfg.clone(), cfg.max_fps, delay, Arc::clone(&self.active_clips))
+                .with_buffers(self.preroll_buffers.clone());
             if live {
                 recorder = recorder.live(Duration::from_secs(5));
             }
@@ -185,16 +211,13 @@ impl CameraTask {
                 .spawn(move || record::run(recorder, rx))
                 .map_err(|e| tracing::error!(camera = %id, "cannot start the recorder thread: {e}"))
                 .ok();
-            Recording { cfg, tx: thread.as_ref().map(|_| tx), thread, interval_ms, next_ms: f64::NEG_INFINITY, live }
+            Recording { cfg, tx: thread.as_ref().map(|_| tx), thread, live }
         });
-        let mut mask: Option<Mask> = None;
-        let mut next_snippet = 0u64;
         let mut next_to_score = 0u64;
         let mut ready: BTreeMap<u64, Reply> = BTreeMap::new();
         // Snippet numbers that follow a gap in the stream: the scorer restarts there.
         let mut restart_at: Vec<u64> = Vec::new();
         let mut file_ended = false;
-        let mut skip = self.phase;
 
         loop {
             if self.stop.load(Ordering::Relaxed) {
@@ -202,63 +225,20 @@ impl CameraTask {
             }
             select! {
                 recv(feed) -> msg => match msg {
-                    Ok(Feed::Frame(mut f)) => {
-                        if let Some(r) = rec.as_mut() {
-                            if f.pts_ms >= r.next_ms - 0.25 * r.interval_ms {
-                                r.next_ms = f.pts_ms.max(r.next_ms) + r.interval_ms;
-                                if let Some(tx) = &r.tx {
-                                    // Live: a recorder that fell behind (writing a clip) skips
-                                    // frames, never the camera. Files played fast lose nothing.
-                                    if !r.live {
-                                        let alive = || r.thread.as_ref().is_some_and(|h| !h.is_finished());
-                                        while tx.len() >= record::QUEUE && alive() && !self.stop.load(Ordering::Relaxed) {
-                                            std::thread::sleep(Duration::from_millis(2));
-                                        }
-                                    }
-                                    if tx.len() < record::QUEUE {
-                                        match record::to_rec_frame(&f, r.cfg.max_width) {
-                                            Ok(rf) => drop(tx.send(RecMsg::Frame(rf))),
-                                            Err(e) => tracing::warn!(camera = %id, "{e}"),
-                                        }
-                                    }
-                                }
-                            }
+                    Ok(Feed::Frame(c)) => {
+                        if let (Some(r), Some(rf)) = (rec.as_ref(), c.rec) {
+                            self.to_preroll(r, rf);
                         }
-                        if !asm.keeps(f.index) {
-                            continue;
-                        }
-                        if skip > 0 {
-                            skip -= 1;
-                            continue;
-                        }
-                        if !self.cam.mask.is_empty() {
-                            if !mask.as_ref().is_some_and(|m| m.fits(f.width, f.height)) {
-                                mask = Some(Mask::new(&self.cam.mask, f.width, f.height));
-                            }
-                            if let Some(m) = &mask {
-                                m.apply(&mut f);
-                            }
-                        }
-                        let prepared = match pre.prepare(&f) {
-                            Ok(p) => p,
-                            Err(e) => {
-                                tracing::warn!(camera = %id, "frame skipped: {e}");
-                                continue;
-                            }
-                        };
-                        self.metrics.observe_since(Stage::Preprocess, f.captured);
-                        if let Some(s) = asm.push(prepared) {
-                            let meta = SnippetMeta::of(next_snippet, &s);
-                            next_snippet += 1;
-                            if self.jobs.send(Job { meta, clip: s.clip, reply: reply_tx.clone() }).is_err() {
+                        if let Some(p) = c.prepared {
+                            if !intake.take(&self, p, &reply_tx) {
                                 break;
                             }
                         }
                     }
                     Ok(Feed::Gap) => {
                         // The partial snippet spans the break: drop it, restart the window.
-                        asm = SnippetAssembler::new(self.recipe.clone());
-                        restart_at.push(next_snippet);
+                        intake.asm = SnippetAssembler::new(self.recipe.clone());
+                        restart_at.push(intake.next_snippet);
                     }
                     Err(_) => {
                         file_ended = true;
@@ -277,15 +257,16 @@ impl CameraTask {
 
         // Drain: a file that ended keeps its last partial snippet (loop-padded, as in replay).
         if file_ended {
-            if let Some(s) = asm.finish() {
-                let meta = SnippetMeta::of(next_snippet, &s);
+            if let Some(s) = intake.asm.finish() {
+                let meta = SnippetMeta::of(intake.next_snippet, &s);
                 if self.jobs.send(Job { meta, clip: s.clip, reply: reply_tx.clone() }).is_ok() {
-                    next_snippet += 1;
+                    intake.next_snippet += 1;
                 }
             }
         }
         drop(reply_tx);
         let deadline = Instant::now() + DRAIN_TIMEOUT;
+        let next_snippet = intake.next_snippet;
         while next_to_score < next_snippet {
             match reply_rx.recv_deadline(deadline) {
                 Ok(r) => {
@@ -327,6 +308,22 @@ impl CameraTask {
             }
         }
         summary
+    }
+
+    /// Hands a pre-roll frame (shrunk on the capture thread) to the recorder.
+    fn to_preroll(&self, r: &Recording, rf: record::RecFrame) {
+        let Some(tx) = &r.tx else { return };
+        // Live: a recorder that fell behind (writing a clip) skips frames, never the camera.
+        // Files played fast lose nothing.
+        if !r.live {
+            let alive = || r.thread.as_ref().is_some_and(|h| !h.is_finished());
+            while tx.len() >= record::QUEUE && alive() && !self.stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+        if tx.len() < record::QUEUE {
+            let _ = tx.send(RecMsg::Frame(rf));
+        }
     }
 
     fn score_ready(

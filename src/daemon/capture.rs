@@ -7,6 +7,11 @@
 //! Live sources (URLs, USB devices, files paced in real time) never build up latency: when the
 //! queue is full the oldest frame is dropped and counted, and the newest is queued. Files played
 //! fast block instead and lose nothing.
+//!
+//! The per-pixel work on each frame happens here too ([`FrameWork`]): the shrink for the
+//! recorder's pre-roll, the mask and the model's preprocessing, while the decoded frame is still
+//! in this core's cache; the full frame then goes straight back to the decoder to hold the next
+//! one, and only the small results cross to the camera thread.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -14,37 +19,126 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, SendTimeoutError, Sender, TrySendError};
 
+use super::mask::Mask;
+use super::record::{self, RecFrame};
 use super::SinkMsg;
 use crate::config::{CameraConfig, Pace, Source};
-use crate::source::{FfmpegSource, Frame, FrameSource, OpenCvSource, SourceError};
+use crate::preprocess::{PreparedFrame, Preprocessor, Recipe};
+use crate::source::{FfmpegSource, Frame, FrameBuffers, FrameSource, OpenCvSource, SourceError};
 use crate::telemetry::{CameraMetrics, Metrics, Stage};
 
 /// What flows from a capture thread to its camera thread.
 #[derive(Debug)]
 pub enum Feed {
-    Frame(Frame),
+    Frame(Captured),
     /// The stream restarted (reconnect or file loop): frames on either side are not contiguous.
     Gap,
 }
 
-/// Frames a camera's queue holds: 0.8 s at 10 fps, 0.27 s at 30 fps; a full queue of 1080p frames
-/// is 50 MB, of 768x576 frames 10.6 MB.
+/// One frame as the camera thread gets it: what the recorder and the model need of it.
+#[derive(Debug)]
+pub struct Captured {
+    pub index: u64,
+    pub pts_ms: f64,
+    pub captured: Instant,
+    /// The frame shrunk for the recorder's pre-roll, when recording takes this frame (`max_fps`).
+    pub rec: Option<RecFrame>,
+    /// The frame, masked, as the model's recipe prepares it; `None` for a frame the recipe skips
+    /// (`frame_stride`) or one that could not be prepared (logged).
+    pub prepared: Option<PreparedFrame>,
+}
+
+/// Frames a camera's queue holds: 0.8 s at 10 fps, 0.27 s at 30 fps. The queue holds prepared
+/// frames (48 kB at 128x96) and pre-roll frames (166 kB at 384x288), not decoded ones.
 pub const FRAME_QUEUE: usize = 8;
+
+/// Decoded frames a camera's source keeps for reuse: each goes back as soon as its frame is
+/// worked on, so one is nearly always enough.
+const FRAME_BUFFERS: usize = 2;
+
+/// How the pre-roll takes frames: thinned to `max_fps` and shrunk to `max_width`.
+pub struct Preroll {
+    interval_ms: f64,
+    next_ms: f64,
+    max_width: u32,
+    /// Buffers of frames that left the recorder's ring, to shrink new frames into.
+    buffers: FrameBuffers,
+}
+
+impl Preroll {
+    pub fn new(max_fps: f64, max_width: u32, buffers: FrameBuffers) -> Preroll {
+        Preroll { interval_ms: 1000.0 / max_fps, next_ms: f64::NEG_INFINITY, max_width, buffers }
+    }
+}
+
+/// The per-pixel work on each frame, done on the capture thread.
+pub struct FrameWork {
+    pre: Preprocessor,
+    /// The recipe keeps every `stride`-th frame.
+    stride: u64,
+    /// Built for the first frame, rebuilt when the frame size changes.
+    mask: Option<Mask>,
+    preroll: Option<Preroll>,
+}
+
+impl FrameWork {
+    pub fn new(recipe: Recipe, preroll: Option<Preroll>) -> FrameWork {
+        let stride = recipe.frame_stride.max(1) as u64;
+        FrameWork { pre: Preprocessor::new(recipe), stride, mask: None, preroll }
+    }
+
+    /// Shrinks `f` for the pre-roll (unmasked: clips show the whole scene), then masks and
+    /// prepares it for the model.
+    fn process(&mut self, cam: &CameraConfig, f: &mut Frame, metrics: &Metrics) -> Captured {
+        let mut rec = None;
+        if let Some(p) = self.preroll.as_mut() {
+            if f.pts_ms >= p.next_ms - 0.25 * p.interval_ms {
+                p.next_ms = f.pts_ms.max(p.next_ms) + p.interval_ms;
+                match record::to_rec_frame(f, p.max_width, p.buffers.take(0)) {
+                    Ok(r) => rec = Some(r),
+                    Err(e) => tracing::warn!(camera = %cam.id, "{e}"),
+                }
+            }
+        }
+        let mut prepared = None;
+        if f.index % self.stride == 0 {
+            if !cam.mask.is_empty() {
+                if !self.mask.as_ref().is_some_and(|m| m.fits(f.width, f.height)) {
+                    self.mask = Some(Mask::new(&cam.mask, f.width, f.height));
+                }
+                if let Some(m) = &self.mask {
+                    m.apply(f);
+                }
+            }
+            match self.pre.prepare(f) {
+                Ok(p) => {
+                    metrics.observe_since(Stage::Preprocess, f.captured);
+                    prepared = Some(p);
+                }
+                Err(e) => tracing::warn!(camera = %cam.id, "frame skipped: {e}"),
+            }
+        }
+        Captured { index: f.index, pts_ms: f.pts_ms, captured: f.captured, rec, prepared }
+    }
+}
 
 /// Whether a camera's source is live (drop-oldest) rather than a file played as fast as possible.
 pub fn is_live(cam: &CameraConfig) -> bool {
     !matches!(cam.source, Source::File(_)) || cam.pace == Pace::Realtime
 }
 
-fn open(cam: &CameraConfig, yuv: bool) -> Result<Box<dyn FrameSource>, SourceError> {
+fn open(cam: &CameraConfig, yuv: bool, buffers: &FrameBuffers) -> Result<Box<dyn FrameSource>, SourceError> {
+    let b = buffers.clone();
     Ok(match (&cam.source, yuv) {
-        (Source::Url(u), true) => Box::new(FfmpegSource::open_url(u.expose(), &cam.id, cam.stall_timeout)?),
-        (Source::File(p), true) => Box::new(FfmpegSource::open_file(p)?),
-        (Source::Url(u), false) => {
-            Box::new(OpenCvSource::open_url_with_timeout(u.expose(), &cam.id, cam.stall_timeout)?)
+        (Source::Url(u), true) => {
+            Box::new(FfmpegSource::open_url(u.expose(), &cam.id, cam.stall_timeout)?.with_buffers(b))
         }
-        (Source::Usb(i), _) => Box::new(OpenCvSource::open_device(*i, &cam.id)?),
-        (Source::File(p), false) => Box::new(OpenCvSource::open_file(p)?),
+        (Source::File(p), true) => Box::new(FfmpegSource::open_file(p)?.with_buffers(b)),
+        (Source::Url(u), false) => {
+            Box::new(OpenCvSource::open_url_with_timeout(u.expose(), &cam.id, cam.stall_timeout)?.with_buffers(b))
+        }
+        (Source::Usb(i), _) => Box::new(OpenCvSource::open_device(*i, &cam.id)?.with_buffers(b)),
+        (Source::File(p), false) => Box::new(OpenCvSource::open_file(p)?.with_buffers(b)),
     })
 }
 
@@ -57,6 +151,7 @@ pub struct Capture {
     pub stop: Arc<AtomicBool>,
     /// Decode with FFmpeg to I420 ([`CameraConfig::reads_yuv`]) rather than with OpenCV to BGR.
     pub yuv: bool,
+    pub work: FrameWork,
 }
 
 impl Capture {
@@ -115,8 +210,10 @@ impl Capture {
 
     /// Runs until stopped, or until a non-looping file ends. `rx` is the queue's own receiver,
     /// used to drop the oldest frame when a live queue is full.
-    pub fn run(self, tx: Sender<Feed>, rx: Receiver<Feed>) {
-        let cam = &self.cam;
+    pub fn run(mut self, tx: Sender<Feed>, rx: Receiver<Feed>) {
+        let cam = self.cam.clone();
+        let cam = &cam;
+        let buffers = FrameBuffers::new(FRAME_BUFFERS);
         let live = is_live(cam);
         let is_file = matches!(cam.source, Source::File(_));
         let t0 = Instant::now();
@@ -127,7 +224,7 @@ impl Capture {
         let mut offset_ms = 0.0;
         let mut last_pts_ms = 0.0f64;
         while !self.stop.load(Ordering::Relaxed) {
-            let mut src = match open(cam, self.yuv) {
+            let mut src = match open(cam, self.yuv, &buffers) {
                 Ok(s) => s,
                 Err(e) => {
                     self.set_online(&mut online, false);
@@ -169,7 +266,9 @@ impl Capture {
                         n += 1;
                         self.counters.frames_in.fetch_add(1, Ordering::Relaxed);
                         self.metrics.observe_since(Stage::Decode, f.captured);
-                        if !self.push(&tx, &rx, Feed::Frame(f), live) {
+                        let c = self.work.process(cam, &mut f, &self.metrics);
+                        buffers.give(f.data);
+                        if !self.push(&tx, &rx, Feed::Frame(c), live) {
                             return;
                         }
                     }
@@ -216,7 +315,24 @@ impl Capture {
 mod tests {
     use super::*;
     use crate::config::Config;
+    use crate::preprocess::{ColorOrder, CropMode, Interpolation, Resize};
     use crate::source::PixelFormat;
+
+    /// The default model's recipe (128x96 grey, area), keeping every `stride`-th frame.
+    fn grey_recipe(stride: usize) -> Recipe {
+        Recipe {
+            snippet_frames: 16,
+            frame_stride: stride,
+            color: ColorOrder::Gray,
+            interpolation: Interpolation::Area,
+            resize: Resize::Exact { width: 128, height: 96 },
+            crop: CropMode::None,
+            crop_width: 128,
+            crop_height: 96,
+            mean: vec![0.0],
+            std: vec![255.0],
+        }
+    }
     use crossbeam_channel::bounded;
 
     fn capture(pace: &str) -> (Capture, Arc<CameraMetrics>) {
@@ -233,20 +349,13 @@ mod tests {
             status,
             stop: Arc::default(),
             yuv: false,
+            work: FrameWork::new(grey_recipe(1), None),
         };
         (cap, counters)
     }
 
     fn frame(index: u64) -> Feed {
-        Feed::Frame(Frame {
-            index,
-            pts_ms: 0.0,
-            width: 2,
-            height: 2,
-            format: PixelFormat::Bgr,
-            data: vec![0; 12],
-            captured: Instant::now(),
-        })
+        Feed::Frame(Captured { index, pts_ms: 0.0, captured: Instant::now(), rec: None, prepared: None })
     }
 
     fn indices(rx: &Receiver<Feed>) -> Vec<u64> {
@@ -273,6 +382,64 @@ mod tests {
         assert!(err.contains("decoder") && err.contains("USB"), "{err}");
         let err = cfg("\"x.avi\"", "vaapi").unwrap_err().to_string();
         assert!(err.contains("decoder"), "{err}");
+    }
+
+    #[test]
+    fn frame_work_shrinks_the_whole_frame_for_the_preroll_and_prepares_the_masked_one() {
+        // The left half of the picture masked; recording at 5 fps of a 10 fps camera; the model
+        // keeps every second frame.
+        let text =
+            "[[cameras]]\nid = \"c\"\nsource = \"x.avi\"\nmask = [[[0.0, 0.0], [0.5, 0.0], [0.5, 1.0], [0.0, 1.0]]]\n";
+        let cam = Config::from_str(text, "t.toml").unwrap().cameras[0].clone();
+        let metrics = Metrics::new(["c"], Vec::<String>::new());
+        let preroll_buffers = FrameBuffers::new(2);
+        let mut work = FrameWork::new(grey_recipe(2), Some(Preroll::new(5.0, 480, preroll_buffers.clone())));
+        let format = PixelFormat::I420 { full_range: false };
+        let (w, h) = (768u32, 576u32);
+        let mut out = Vec::new();
+        for index in 0..6u64 {
+            // Luma 235 (white) everywhere, chroma neutral.
+            let mut data = vec![128u8; format.frame_len(w, h)];
+            data[..(w * h) as usize].fill(235);
+            let mut f = Frame {
+                index,
+                pts_ms: index as f64 * 100.0,
+                width: w,
+                height: h,
+                format,
+                data,
+                captured: Instant::now(),
+            };
+            out.push(work.process(&cam, &mut f, &metrics));
+        }
+        let recorded: Vec<u64> = out.iter().filter(|c| c.rec.is_some()).map(|c| c.index).collect();
+        assert_eq!(recorded, vec![0, 2, 4], "5 of 10 frames a second");
+        let prepared: Vec<u64> = out.iter().filter_map(|c| c.prepared.as_ref().map(|p| p.index)).collect();
+        assert_eq!(prepared, vec![0, 2, 4], "frame_stride 2");
+        // The pre-roll shows the whole scene: no black left half.
+        let rec = out[0].rec.as_ref().unwrap();
+        assert_eq!((rec.width, rec.height), (384, 288));
+        assert!(rec.yuv[..384 * 288].iter().all(|&y| y == 235));
+        // The model sees the left half black (0) and the right half white (1).
+        let p = &out[2].prepared.as_ref().unwrap().data;
+        assert_eq!(p.len(), 128 * 96);
+        assert!(p.chunks_exact(128).all(|row| row[..64].iter().all(|&v| v == 0.0)));
+        assert!(p.chunks_exact(128).all(|row| row[64..].iter().all(|&v| (v - 1.0).abs() < 1e-6)));
+        // A pre-roll frame's buffer handed back is what the next shrink fills.
+        let back = out.remove(0).rec.unwrap().yuv;
+        let at = back.as_ptr();
+        preroll_buffers.give(back);
+        let mut f = Frame {
+            index: 6,
+            pts_ms: 600.0,
+            width: w,
+            height: h,
+            format,
+            data: vec![16; format.frame_len(w, h)],
+            captured: Instant::now(),
+        };
+        let c = work.process(&cam, &mut f, &metrics);
+        assert_eq!(c.rec.map(|r| r.yuv.as_ptr()), Some(at));
     }
 
     #[test]

@@ -139,6 +139,10 @@ pub fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<RunSummary> {
     for (i, cam) in cameras.into_iter().enumerate() {
         let counters = metrics.camera(&cam.id).context("camera metrics")?;
         let (feed_tx, feed_rx) = bounded(capture::FRAME_QUEUE);
+        // Buffers of pre-roll frames: from the recorder's ring back to the capture thread.
+        let preroll_buffers = crate::source::FrameBuffers::new(4);
+        let preroll =
+            recording.as_ref().map(|r| capture::Preroll::new(r.max_fps, r.max_width, preroll_buffers.clone()));
         let cap = capture::Capture {
             cam: cam.clone(),
             metrics: Arc::clone(&metrics),
@@ -146,6 +150,7 @@ pub fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<RunSummary> {
             status: sink_tx.clone(),
             stop: Arc::clone(&stop),
             yuv: yuv[i],
+            work: capture::FrameWork::new(recipe.clone(), preroll),
         };
         let rx2 = feed_rx.clone();
         std::thread::Builder::new().name(format!("cap-{}", cam.id)).spawn(move || cap.run(feed_tx, rx2))?;
@@ -164,6 +169,7 @@ pub fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<RunSummary> {
             active_clips: Arc::clone(&active_clips),
             stop: Arc::clone(&stop),
             phase: camera::snippet_phase(i, n_cameras, recipe.snippet_frames),
+            preroll_buffers,
         };
         let id = cam.id.clone();
         camera_threads

@@ -21,7 +21,7 @@ use opencv::prelude::*;
 use opencv::videoio::VideoWriter;
 
 use crate::config::{RecordingConfig, Retention};
-use crate::source::{Frame, PixelFormat};
+use crate::source::{Frame, FrameBuffers, PixelFormat};
 
 /// Recording failures, each naming the file concerned.
 #[derive(Debug, thiserror::Error)]
@@ -62,8 +62,9 @@ const MAX_FACTOR: u32 = 257;
 /// box filter + BT.601 conversion was tried too and was slower than OpenCV's area filter).
 ///
 /// An I420 frame (the daemon's FFmpeg decoder) is shrunk plane by plane the same way, with no
-/// colour conversion at all.
-pub fn to_rec_frame(frame: &Frame, max_width: u32) -> Result<RecFrame, RecordError> {
+/// colour conversion at all, straight into `buf` (a buffer the recorder handed back, or empty):
+/// a new buffer for every pre-roll frame was a third of the daemon's page faults.
+pub fn to_rec_frame(frame: &Frame, max_width: u32, buf: Vec<u8>) -> Result<RecFrame, RecordError> {
     let err = |e: opencv::Error| RecordError::Convert { index: frame.index, reason: e.to_string() };
     let (factor, w, h) = recorded_size(frame.width, frame.height, max_width);
     if w * factor > frame.width || h * factor > frame.height {
@@ -73,7 +74,7 @@ pub fn to_rec_frame(frame: &Frame, max_width: u32) -> Result<RecFrame, RecordErr
         });
     }
     if let PixelFormat::I420 { .. } = frame.format {
-        let yuv = shrink_i420(frame, factor, w, h).map_err(err)?;
+        let yuv = shrink_i420(frame, factor, w, h, buf).map_err(err)?;
         return Ok(RecFrame { index: frame.index, pts_ms: frame.pts_ms, width: w, height: h, yuv });
     }
     let src =
@@ -91,32 +92,44 @@ pub fn to_rec_frame(frame: &Frame, max_width: u32) -> Result<RecFrame, RecordErr
         opencv::imgproc::resize(&src, &mut small, size, 0.0, 0.0, opencv::imgproc::INTER_LINEAR).map_err(err)?;
         opencv::imgproc::cvt_color(&small, &mut yuv, code, 0).map_err(err)?;
     }
-    let yuv = yuv.data_bytes().map_err(err)?.to_vec();
-    Ok(RecFrame { index: frame.index, pts_ms: frame.pts_ms, width: w, height: h, yuv })
+    let mut out = buf;
+    out.clear();
+    out.extend_from_slice(yuv.data_bytes().map_err(err)?);
+    Ok(RecFrame { index: frame.index, pts_ms: frame.pts_ms, width: w, height: h, yuv: out })
 }
 
 /// Shrinks each plane of an I420 frame by `factor` into a packed `w` x `h` I420 buffer (`w` and
-/// `h` even, `w * factor` and `h * factor` within the frame).
-fn shrink_i420(frame: &Frame, factor: u32, w: u32, h: u32) -> opencv::Result<Vec<u8>> {
+/// `h` even, `w * factor` and `h * factor` within the frame), reusing `buf`'s allocation: OpenCV
+/// resizes each plane straight into its place in the buffer.
+fn shrink_i420(frame: &Frame, factor: u32, w: u32, h: u32, buf: Vec<u8>) -> opencv::Result<Vec<u8>> {
     let (fw, fh) = (frame.width as usize, frame.height as usize);
     let (fcw, fch) = (fw.div_ceil(2), fh.div_ceil(2));
     let (w, h) = (w as usize, h as usize);
-    let mut out = Vec::with_capacity(w * h * 3 / 2);
+    let mut out = buf;
+    out.clear();
+    out.resize(w * h * 3 / 2, 0);
     let planes = [(0, fw, fh, w, h), (fw * fh, fcw, fch, w / 2, h / 2), (fw * fh + fcw * fch, fcw, fch, w / 2, h / 2)];
+    let mut at = 0;
     for (offset, pw, ph, ow, oh) in planes {
         let plane = &frame.data[offset..offset + pw * ph];
+        let dst = &mut out[at..at + ow * oh];
+        at += ow * oh;
         if factor == 1 {
-            for row in plane.chunks_exact(pw).take(oh) {
-                out.extend_from_slice(&row[..ow]);
+            for (row, d) in plane.chunks_exact(pw).zip(dst.chunks_exact_mut(ow)) {
+                d.copy_from_slice(&row[..ow]);
             }
             continue;
         }
         let src = Mat::new_rows_cols_with_data::<u8>(ph as i32, pw as i32, plane)?;
         let src = Mat::roi(&src, Rect::new(0, 0, (ow * factor as usize) as i32, (oh * factor as usize) as i32))?;
-        let mut small = Mat::default();
+        let expected = dst.as_ptr();
+        let mut small = Mat::new_rows_cols_with_data_mut::<u8>(oh as i32, ow as i32, dst)?;
         let size = Size::new(ow as i32, oh as i32);
         opencv::imgproc::resize(&src, &mut small, size, 0.0, 0.0, opencv::imgproc::INTER_LINEAR)?;
-        out.extend_from_slice(small.data_bytes()?);
+        if small.data() != expected {
+            // OpenCV reallocated the destination (it does not when size and type match, as here).
+            return Err(opencv::Error::new(opencv::core::StsError, "resize did not write in place".to_string()));
+        }
     }
     if let PixelFormat::I420 { full_range: true } = frame.format {
         // Clips and snapshots are converted as TV-range BT.601 (OpenCV's I420 conversions):
@@ -234,6 +247,8 @@ pub struct Recorder {
     scored_ms: f64,
     clip: Option<OpenClip>,
     active: Arc<Mutex<HashSet<PathBuf>>>,
+    /// Where evicted frames' buffers go, for the camera thread to fill again.
+    buffers: Option<FrameBuffers>,
     /// Clips finished so far (path, frames).
     pub finished: Vec<(PathBuf, u64)>,
 }
@@ -260,7 +275,20 @@ impl Recorder {
             scored_ms: f64::NEG_INFINITY,
             clip: None,
             active,
+            buffers: None,
             finished: Vec::new(),
+        }
+    }
+
+    /// Hands the buffers of frames leaving the ring to `buffers` (see [`to_rec_frame`]).
+    pub fn with_buffers(mut self, buffers: FrameBuffers) -> Recorder {
+        self.buffers = Some(buffers);
+        self
+    }
+
+    fn drop_oldest(&mut self) {
+        if let (Some(f), Some(b)) = (self.ring.pop_front(), &self.buffers) {
+            b.give(f.yuv);
         }
     }
 
@@ -314,7 +342,7 @@ impl Recorder {
         let keep_from = self.scored_ms - self.span_ms;
         if let (Some(max), Some(newest)) = (self.max_age_ms, self.ring.back().map(|f| f.pts_ms)) {
             while self.ring.front().is_some_and(|f| f.pts_ms < newest - max) {
-                self.ring.pop_front();
+                self.drop_oldest();
             }
         }
         while let Some(old) = self.ring.front() {
@@ -322,7 +350,7 @@ impl Recorder {
             if old.pts_ms >= keep_from || unwritten {
                 break;
             }
-            self.ring.pop_front();
+            self.drop_oldest();
         }
     }
 
@@ -605,7 +633,7 @@ mod tests {
             data,
             captured: Instant::now(),
         };
-        let r = to_rec_frame(&f, 480).unwrap();
+        let r = to_rec_frame(&f, 480, Vec::new()).unwrap();
         assert_eq!((r.index, r.width, r.height, r.yuv.len()), (7, 384, 288, 384 * 288 * 3 / 2));
         let luma = |x: usize, y: usize| r.yuv[y * 384 + x];
         // BT.601 limited range: black 16, white 235; a 2x2 block of one grey and one black column
@@ -647,8 +675,14 @@ mod tests {
             data,
             captured: Instant::now(),
         };
-        let r = to_rec_frame(&f, 480).unwrap();
+        let r = to_rec_frame(&f, 480, Vec::new()).unwrap();
         assert_eq!((r.index, r.width, r.height, r.yuv.len()), (3, 384, 288, 384 * 288 * 3 / 2));
+        // Into a reused buffer (larger, full of other bytes): the same frame, in the same memory.
+        let mut reused = vec![77u8; 400 * 300 * 2];
+        let at = reused.as_ptr();
+        reused = to_rec_frame(&f, 480, reused).unwrap().yuv;
+        assert_eq!(reused, r.yuv);
+        assert_eq!(reused.as_ptr(), at, "no new allocation");
         let luma = |x: usize, y: usize| r.yuv[y * 384 + x];
         assert_eq!((luma(1, 5), luma(191, 100), luma(192, 100), luma(383, 287)), (16, 16, 235, 235));
         assert_eq!(luma(0, 50), 72, "the 2 x 2 mean of 128, 128, 16, 16");
@@ -663,13 +697,32 @@ mod tests {
         data[..8].fill(0);
         data[16..18].fill(0);
         let g = Frame { width: 4, height: 4, format: full, data, ..f.clone() };
-        let r = to_rec_frame(&g, 480).unwrap();
+        let r = to_rec_frame(&g, 480, Vec::new()).unwrap();
         let want: Vec<u8> =
             [[16u8; 8], [235; 8]].concat().into_iter().chain([16, 16, 240, 240, 240, 240, 240, 240]).collect();
         assert_eq!(r.yuv, want);
         // Too small to record: an error naming the frame, not a panic.
         let tiny = Frame { width: 1, height: 1, data: vec![0; format.frame_len(1, 1)], ..f };
-        assert!(matches!(to_rec_frame(&tiny, 480), Err(RecordError::Convert { index: 3, .. })));
+        assert!(matches!(to_rec_frame(&tiny, 480, Vec::new()), Err(RecordError::Convert { index: 3, .. })));
+    }
+
+    #[test]
+    fn frames_leaving_the_ring_hand_their_buffers_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let buffers = FrameBuffers::new(4);
+        let mut rec = Recorder::new("cam", config(dir.path()), 10.0, Duration::from_secs(2), Arc::default())
+            .with_buffers(buffers.clone());
+        let mut reused = 0;
+        for i in 0..60 {
+            let buf = buffers.take(0);
+            reused += usize::from(buf.capacity() > 0);
+            rec.handle(RecMsg::Frame(to_rec_frame(&frame(i, 10.0, 0), 480, buf).unwrap())).unwrap();
+            rec.handle(RecMsg::Scored(i as f64 * 100.0)).unwrap();
+        }
+        // The ring holds 31 frames (29..=59): frames 0..=28 left it, and each one's buffer went
+        // to the next new frame (32..=59), but the last, which waits in the pool.
+        assert_eq!(rec.ring_usage().0, 31);
+        assert_eq!((reused, buffers.waiting()), (28, 1));
     }
 
     #[test]
@@ -678,7 +731,7 @@ mod tests {
         let active = Arc::new(Mutex::new(HashSet::new()));
         let mut rec = Recorder::new("cam", config(dir.path()), 10.0, Duration::from_secs(2), active.clone());
         for i in 0..50 {
-            rec.handle(RecMsg::Frame(to_rec_frame(&frame(i, 10.0, (i * 5) as u8), 480).unwrap())).unwrap();
+            rec.handle(RecMsg::Frame(to_rec_frame(&frame(i, 10.0, (i * 5) as u8), 480, Vec::new()).unwrap())).unwrap();
             rec.handle(RecMsg::Scored(i as f64 * 100.0)).unwrap();
         }
         // Ring: pre-roll 1 s + delay 2 s at 10 fps = frames 19..=49 (pts >= 4900 - 3000).
@@ -697,7 +750,7 @@ mod tests {
         assert!(active.lock().unwrap().contains(&clip));
         // Frames decoded ahead of scoring wait: nothing past the watermark is written yet.
         for i in 50..70 {
-            rec.handle(RecMsg::Frame(to_rec_frame(&frame(i, 10.0, 0), 480).unwrap())).unwrap();
+            rec.handle(RecMsg::Frame(to_rec_frame(&frame(i, 10.0, 0), 480, Vec::new()).unwrap())).unwrap();
         }
         for i in 50..60 {
             rec.handle(RecMsg::Scored(i as f64 * 100.0)).unwrap();

@@ -6,7 +6,9 @@
 //! One decoder thread per source (`threads = 1`): the daemon runs one source per camera on a few
 //! cores, where FFmpeg's frame threads would add a frame of latency per thread and contend.
 
-use super::{check_file, Frame, FrameSource, PixelFormat, PtsClock, SourceError, SourceInfo, FALLBACK_FPS};
+use super::{
+    check_file, Frame, FrameBuffers, FrameSource, PixelFormat, PtsClock, SourceError, SourceInfo, FALLBACK_FPS,
+};
 use std::ffi::{c_char, c_int, CString};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -124,6 +126,8 @@ pub struct FfmpegSource {
     is_file: bool,
     /// Damaged packets the decoder skipped (concealed by FFmpeg, as OpenCV's backend does too).
     skipped: c_int,
+    /// Where frame buffers come from, when the consumer hands them back.
+    buffers: Option<FrameBuffers>,
 }
 
 impl FfmpegSource {
@@ -179,10 +183,18 @@ impl FfmpegSource {
             finished: false,
             is_file,
             skipped: 0,
+            buffers: None,
         };
         let decoded = source.decode_next();
         source.first = Some(super::first_frame(&mut source.info, decoded)?);
         Ok(source)
+    }
+
+    /// Fills frames into buffers taken from `buffers` (which the consumer hands back when done
+    /// with a frame) instead of a new allocation each.
+    pub fn with_buffers(mut self, buffers: FrameBuffers) -> Self {
+        self.buffers = Some(buffers);
+        self
     }
 
     /// Damaged packets skipped so far.
@@ -226,7 +238,8 @@ impl FfmpegSource {
         let (w, h) = (vf.width as usize, vf.height as usize);
         let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
         let format = PixelFormat::I420 { full_range: vf.full_range != 0 };
-        let mut data = Vec::with_capacity(format.frame_len(vf.width as u32, vf.height as u32));
+        let len = format.frame_len(vf.width as u32, vf.height as u32);
+        let mut data = self.buffers.as_ref().map_or_else(|| Vec::with_capacity(len), |b| b.take(len));
         for (p, (pw, ph)) in [(w, h), (cw, ch), (cw, ch)].into_iter().enumerate() {
             let stride = vf.stride[p];
             if stride < pw as c_int {

@@ -9,7 +9,9 @@
 //! own decoder thread count; OpenCV 4.6 has no per-capture knob for it (`CAP_PROP_N_THREADS`
 //! arrived in 4.7), and for this codec class decoding is cheap next to the BGR conversion and copy.
 
-use super::{check_file, Frame, FrameSource, PixelFormat, PtsClock, SourceError, SourceInfo, FALLBACK_FPS};
+use super::{
+    check_file, Frame, FrameBuffers, FrameSource, PixelFormat, PtsClock, SourceError, SourceInfo, FALLBACK_FPS,
+};
 use opencv::core::{Mat, Vector, CV_8UC3};
 use opencv::prelude::*;
 use opencv::videoio::{
@@ -36,6 +38,8 @@ pub struct OpenCvSource {
     finished: bool,
     /// Files announce a frame count that lets us detect truncation; live streams do not.
     is_file: bool,
+    /// Where frame buffers come from, when the consumer hands them back.
+    buffers: Option<FrameBuffers>,
 }
 
 impl OpenCvSource {
@@ -75,6 +79,13 @@ impl OpenCvSource {
         Self::from_capture(cap, name.to_string(), false)
     }
 
+    /// Reads frames into buffers taken from `buffers` (which the consumer hands back when done
+    /// with a frame) instead of a new allocation each.
+    pub fn with_buffers(mut self, buffers: FrameBuffers) -> Self {
+        self.buffers = Some(buffers);
+        self
+    }
+
     fn from_capture(cap: VideoCapture, name: String, is_file: bool) -> Result<Self, SourceError> {
         let prop = |id: i32| cap.get(id).unwrap_or(0.0);
         let fps = prop(CAP_PROP_FPS);
@@ -98,6 +109,7 @@ impl OpenCvSource {
             clock: PtsClock::new(fps),
             finished: false,
             is_file,
+            buffers: None,
         };
         let decoded = source.decode_next();
         source.first = Some(super::first_frame(&mut source.info, decoded)?);
@@ -146,7 +158,7 @@ impl OpenCvSource {
             return Ok((got, None));
         }
         let len = rows as usize * cols as usize * 3;
-        let mut buf: Vec<u8> = Vec::with_capacity(len);
+        let mut buf: Vec<u8> = self.buffers.as_ref().map_or_else(|| Vec::with_capacity(len), |b| b.take(len));
         // SAFETY: the header covers exactly `len` bytes of `buf`'s allocation, which outlives it
         // (`target` is dropped or replaced below before `buf` is touched again); a Mat made over
         // user data never frees it.
