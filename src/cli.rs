@@ -330,7 +330,7 @@ pub struct EvalArgs {
     /// Frame rate of feature-list entries, for time to detect and alerts per hour only
     /// (ShanghaiTech 24, UCF-Crime 30). Default: each feature file's own, from the `<stem>.json`
     /// that `vigil features` writes beside it, else 30. Videos always use their own.
-    #[arg(long, value_name = "FPS")]
+    #[arg(long, value_name = "FPS", value_parser = positive_fps)]
     pub fps: Option<f64>,
     /// Rewrite a path prefix in the list (`FROM=TO`); repeatable.
     #[arg(long, value_name = "FROM=TO")]
@@ -431,6 +431,15 @@ pub struct TrainArgs {
 }
 
 /// A loss term's weight: a finite number >= 0.
+/// A frame rate: a finite number above 0 (refused by the command line, exit 2, otherwise).
+fn positive_fps(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(f) if f.is_finite() && f > 0.0 => Ok(f),
+        Ok(_) => Err(format!("expected frames per second above 0, got {s}")),
+        Err(e) => Err(format!("expected frames per second above 0: {e}")),
+    }
+}
+
 fn loss_weight(s: &str) -> Result<f32, String> {
     match s.parse::<f32>() {
         Ok(w) if w.is_finite() && w >= 0.0 => Ok(w),

@@ -32,6 +32,11 @@ pub const FRAMES_PROCESSED: MetricDef =
 pub const FRAMES_DROPPED: MetricDef =
     def("vigil_frames_dropped_total", "counter", "Frames dropped because a live queue was full (newest kept).");
 pub const RECONNECTS: MetricDef = def("vigil_reconnects_total", "counter", "Camera reconnect attempts.");
+pub const PACKETS_DAMAGED: MetricDef = def(
+    "vigil_packets_damaged_total",
+    "counter",
+    "Damaged packets the decoder skipped (their pictures lost or concealed; FFmpeg decoder only).",
+);
 pub const CAMERA_UP: MetricDef = def("vigil_camera_up", "gauge", "1 while the camera delivers frames, else 0.");
 pub const ALERTS: MetricDef = def("vigil_alerts_total", "counter", "Alert start events per camera.");
 pub const ALERTS_SUPPRESSED: MetricDef =
@@ -116,6 +121,7 @@ pub struct CameraMetrics {
     pub frames_processed: AtomicU64,
     pub frames_dropped: AtomicU64,
     pub reconnects: AtomicU64,
+    pub packets_damaged: AtomicU64,
     pub alerts: AtomicU64,
     pub alerts_suppressed: AtomicU64,
     pub up: AtomicBool,
@@ -197,11 +203,12 @@ impl Metrics {
         fn load(a: &AtomicU64) -> u64 {
             a.load(Ordering::Relaxed)
         }
-        let cams: [(MetricDef, CameraGetter); 7] = [
+        let cams: [(MetricDef, CameraGetter); 8] = [
             (FRAMES_IN, |c| load(&c.frames_in)),
             (FRAMES_PROCESSED, |c| load(&c.frames_processed)),
             (FRAMES_DROPPED, |c| load(&c.frames_dropped)),
             (RECONNECTS, |c| load(&c.reconnects)),
+            (PACKETS_DAMAGED, |c| load(&c.packets_damaged)),
             (CAMERA_UP, |c| u64::from(c.up.load(Ordering::Relaxed))),
             (ALERTS, |c| load(&c.alerts)),
             (ALERTS_SUPPRESSED, |c| load(&c.alerts_suppressed)),

@@ -304,6 +304,11 @@ fn bad_lists_features_and_ground_truth_exit_with_their_codes() {
     ]);
     let j: Value = serde_json::from_str(&assert_ok(&o)).unwrap();
     assert!(j["per_video"].as_array().unwrap().iter().all(|v| v["fps"] == 12.0));
+    // A frame rate that is not above 0 is a usage error (exit 2), naming the flag.
+    for bad in ["--fps=0", "--fps=-5", "--fps=nan"] {
+        let o = vigil(&["eval", "--list", p(&copy.join("test.list")), "--gt", p(&gt), bad]);
+        assert_fails(&o, 2, &["--fps", "expected frames per second above 0"]);
+    }
 
     // A list mixing feature files and videos is refused.
     let mixed = d.join("mixed.list");

@@ -191,6 +191,36 @@ fn the_yuv_decoder_converts_other_layouts_and_full_range() {
 }
 
 #[test]
+fn the_yuv_decoder_skips_and_counts_damaged_packets() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = ffmpeg_coded(dir.path(), "clean.avi", 12, "160x120", "mjpeg", "yuvj420p");
+    // Zero the 5th and 9th pictures (from their JPEG start marker FF D8 FF to the next
+    // picture's 8-byte AVI chunk header): the demuxer still delivers their packets, and the
+    // decoder refuses them ("no JPEG data found").
+    let mut bytes = std::fs::read(&p).unwrap();
+    let starts: Vec<usize> =
+        bytes.windows(3).enumerate().filter(|(_, w)| *w == [0xFF, 0xD8, 0xFF]).map(|(i, _)| i).collect();
+    assert_eq!(starts.len(), 12, "one JPEG per frame");
+    for k in [4, 8] {
+        bytes[starts[k]..starts[k + 1] - 8].fill(0);
+    }
+    let damaged = dir.path().join("damaged.avi");
+    std::fs::write(&damaged, &bytes).unwrap();
+    let mut src = FfmpegSource::open_file(&damaged).unwrap();
+    let mut frames = 0;
+    while let Some(f) = src.next_frame().unwrap() {
+        assert_eq!((f.width, f.height), (160, 120));
+        frames += 1;
+    }
+    assert_eq!((frames, src.damaged_packets()), (10, 2), "the damaged pictures are skipped and counted");
+    let mut clean = FfmpegSource::open_file(&p).unwrap();
+    while clean.next_frame().unwrap().is_some() {}
+    assert_eq!(clean.damaged_packets(), 0);
+    // OpenCV's capture does not tell.
+    assert_eq!(OpenCvSource::open_file(&p).unwrap().damaged_packets(), 0);
+}
+
+#[test]
 fn the_yuv_decoder_reports_truncation_and_bad_files() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("truncated.avi");

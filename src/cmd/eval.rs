@@ -26,11 +26,6 @@ fn is_features(p: &Path) -> bool {
 }
 
 pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
-    if let Some(fps) = args.fps {
-        if !(fps.is_finite() && fps > 0.0) {
-            anyhow::bail!("--fps must be a positive number, got {fps}");
-        }
-    }
     let entries = read_list(&args.list, &args.remap)?;
     check_entries(&args.list, &entries)?;
     let labels = labels(&args.list, &entries, None)?;

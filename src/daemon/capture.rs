@@ -241,11 +241,18 @@ impl Capture {
             let fps = src.info().frame_rate();
             let started = Instant::now();
             let mut n = 0u64;
+            let mut damaged = 0u64;
             let ended_cleanly = loop {
                 if self.stop.load(Ordering::Relaxed) {
                     break false;
                 }
-                match src.next_frame() {
+                let read = src.next_frame();
+                let now_damaged = src.damaged_packets();
+                if now_damaged > damaged {
+                    self.counters.packets_damaged.fetch_add(now_damaged - damaged, Ordering::Relaxed);
+                    damaged = now_damaged;
+                }
+                match read {
                     Ok(Some(mut f)) => {
                         if is_file && cam.pace == Pace::Realtime {
                             let due = started + Duration::from_secs_f64(n as f64 / fps);

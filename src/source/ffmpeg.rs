@@ -197,11 +197,6 @@ impl FfmpegSource {
         self
     }
 
-    /// Damaged packets skipped so far.
-    pub fn skipped_packets(&self) -> u64 {
-        self.skipped.max(0) as u64
-    }
-
     fn decode_next(&mut self) -> Result<Option<Frame>, SourceError> {
         if self.finished {
             return Ok(None);
@@ -268,6 +263,10 @@ impl FrameSource for FfmpegSource {
             return Ok(Some(first));
         }
         self.decode_next()
+    }
+
+    fn damaged_packets(&self) -> u64 {
+        self.skipped.max(0) as u64
     }
 }
 

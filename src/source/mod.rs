@@ -231,6 +231,11 @@ fn check_file(path: &std::path::Path) -> Result<(), SourceError> {
 pub trait FrameSource: Send {
     fn info(&self) -> &SourceInfo;
     fn next_frame(&mut self) -> Result<Option<Frame>, SourceError>;
+    /// Damaged packets the decoder skipped so far (their pictures are lost or concealed), where
+    /// the decoder tells; 0 otherwise (OpenCV's capture does not).
+    fn damaged_packets(&self) -> u64 {
+        0
+    }
 }
 
 impl<T: FrameSource + ?Sized> FrameSource for Box<T> {
@@ -239,6 +244,9 @@ impl<T: FrameSource + ?Sized> FrameSource for Box<T> {
     }
     fn next_frame(&mut self) -> Result<Option<Frame>, SourceError> {
         (**self).next_frame()
+    }
+    fn damaged_packets(&self) -> u64 {
+        (**self).damaged_packets()
     }
 }
 
