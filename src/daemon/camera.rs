@@ -1,7 +1,8 @@
 //! One camera thread per camera: takes frames from its capture thread (already shrunk for the
 //! pre-roll and preprocessed there), feeds the recorder's pre-roll, assembles snippets, sends
-//! them to the shared feature pool, puts the features back in order, and runs the camera's own window scorer and
-//! alert state machine (with its arming schedule and hourly cap). Events go to the sink thread.
+//! them to the shared feature pool, puts the features back in order, and runs the camera's own
+//! window scorer and alert state machine (with its arming schedule and hourly cap). Events go to
+//! the sink thread.
 //!
 //! On stop (or when a file ends) it finishes what is in flight: waits for the snippets at the
 //! pool, scores the lookahead, ends an open alert with an end event, and closes its clip.

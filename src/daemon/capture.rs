@@ -322,25 +322,16 @@ impl Capture {
 mod tests {
     use super::*;
     use crate::config::Config;
-    use crate::preprocess::{ColorOrder, CropMode, Interpolation, Resize};
     use crate::source::PixelFormat;
-
-    /// The default model's recipe (128x96 grey, area), keeping every `stride`-th frame.
-    fn grey_recipe(stride: usize) -> Recipe {
-        Recipe {
-            snippet_frames: 16,
-            frame_stride: stride,
-            color: ColorOrder::Gray,
-            interpolation: Interpolation::Area,
-            resize: Resize::Exact { width: 128, height: 96 },
-            crop: CropMode::None,
-            crop_width: 128,
-            crop_height: 96,
-            mean: vec![0.0],
-            std: vec![255.0],
-        }
-    }
     use crossbeam_channel::bounded;
+
+    /// The shipped default model's recipe (128x96 grey, area), keeping every `stride`-th frame.
+    fn grey_recipe(stride: usize) -> Recipe {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/default");
+        let model = crate::model::ModelDir::load(&dir).unwrap();
+        let (_, recipe) = model.extractor_parts().unwrap();
+        Recipe { frame_stride: stride, ..recipe.clone() }
+    }
 
     fn capture(pace: &str) -> (Capture, Arc<CameraMetrics>) {
         let cfg =
