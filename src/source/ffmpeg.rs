@@ -126,8 +126,9 @@ pub struct FfmpegSource {
     is_file: bool,
     /// Damaged packets the decoder skipped (concealed by FFmpeg, as OpenCV's backend does too).
     skipped: c_int,
-    /// Where frame buffers come from, when the consumer hands them back.
-    buffers: Option<FrameBuffers>,
+    /// Where frame buffers come from: a pool of the source's own (nobody hands buffers back, so
+    /// each is new) unless the consumer's is set with `with_buffers`.
+    buffers: FrameBuffers,
 }
 
 impl FfmpegSource {
@@ -183,7 +184,7 @@ impl FfmpegSource {
             finished: false,
             is_file,
             skipped: 0,
-            buffers: None,
+            buffers: FrameBuffers::new(1),
         };
         let decoded = source.decode_next();
         source.first = Some(super::first_frame(&mut source.info, decoded)?);
@@ -193,7 +194,7 @@ impl FfmpegSource {
     /// Fills frames into buffers taken from `buffers` (which the consumer hands back when done
     /// with a frame) instead of a new allocation each.
     pub fn with_buffers(mut self, buffers: FrameBuffers) -> Self {
-        self.buffers = Some(buffers);
+        self.buffers = buffers;
         self
     }
 
@@ -234,7 +235,7 @@ impl FfmpegSource {
         let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
         let format = PixelFormat::I420 { full_range: vf.full_range != 0 };
         let len = format.frame_len(vf.width as u32, vf.height as u32);
-        let mut data = self.buffers.as_ref().map_or_else(|| Vec::with_capacity(len), |b| b.take(len));
+        let mut data = self.buffers.take(len);
         for (p, (pw, ph)) in [(w, h), (cw, ch), (cw, ch)].into_iter().enumerate() {
             let stride = vf.stride[p];
             if stride < pw as c_int {

@@ -19,8 +19,9 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 
 /// Frame buffers handed back by whoever is done with a source's frames, for the source to fill
 /// again. A camera's frames all have one size, and a fresh buffer per frame (0.6 MB for
-/// 768x576 I420, 3 MB for 1080p) cost a page fault per 4 kB and the allocator's work on every
-/// frame: about a tenth of the daemon's CPU at 72 vtest cameras (`perf`, 2026-11-28).
+/// 768x576 I420, 3 MB for 1080p) costs page faults and the allocator's work on every frame
+/// (with the pre-roll's buffers reused too: 361 against 152 page faults a second and ~5% less
+/// CPU at 72 vtest cameras, `perf stat`, 2026-11-28).
 /// Cloning shares the pool.
 #[derive(Clone)]
 pub struct FrameBuffers {

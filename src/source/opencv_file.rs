@@ -38,8 +38,9 @@ pub struct OpenCvSource {
     finished: bool,
     /// Files announce a frame count that lets us detect truncation; live streams do not.
     is_file: bool,
-    /// Where frame buffers come from, when the consumer hands them back.
-    buffers: Option<FrameBuffers>,
+    /// Where frame buffers come from: a pool of the source's own (nobody hands buffers back, so
+    /// each is new) unless the consumer's is set with `with_buffers`.
+    buffers: FrameBuffers,
 }
 
 impl OpenCvSource {
@@ -82,7 +83,7 @@ impl OpenCvSource {
     /// Reads frames into buffers taken from `buffers` (which the consumer hands back when done
     /// with a frame) instead of a new allocation each.
     pub fn with_buffers(mut self, buffers: FrameBuffers) -> Self {
-        self.buffers = Some(buffers);
+        self.buffers = buffers;
         self
     }
 
@@ -109,7 +110,7 @@ impl OpenCvSource {
             clock: PtsClock::new(fps),
             finished: false,
             is_file,
-            buffers: None,
+            buffers: FrameBuffers::new(1),
         };
         let decoded = source.decode_next();
         source.first = Some(super::first_frame(&mut source.info, decoded)?);
@@ -158,7 +159,7 @@ impl OpenCvSource {
             return Ok((got, None));
         }
         let len = rows as usize * cols as usize * 3;
-        let mut buf: Vec<u8> = self.buffers.as_ref().map_or_else(|| Vec::with_capacity(len), |b| b.take(len));
+        let mut buf: Vec<u8> = self.buffers.take(len);
         // SAFETY: the header covers exactly `len` bytes of `buf`'s allocation, which outlives it
         // (`target` is dropped or replaced below before `buf` is touched again); a Mat made over
         // user data never frees it.
