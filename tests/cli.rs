@@ -336,3 +336,28 @@ fn import_bad_checkpoints_exit_6() {
     std::fs::write(&junk, b"definitely not a checkpoint").unwrap();
     assert_fails(&vigil(&["import", p(&junk), "--out", &out("e")]), 6, &["junk.pt"]);
 }
+
+/// `bench-cameras` runs the daemon on copies of a clip paced like cameras: frames arrive at the
+/// clip's own rate (10 fps), not as fast as they decode, every camera is scored, and the report
+/// holds the figures the README's tables quote, timed from the daemon's readiness.
+#[test]
+fn bench_cameras_paces_copies_of_a_clip_like_cameras_and_reports_them() {
+    let o = vigil(&["--log", "warn", "bench-cameras", vtest(), "--cameras", "2", "--duration", "7s", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r: Value = serde_json::from_str(String::from_utf8_lossy(&o.stdout).trim()).unwrap();
+    assert_eq!(r["cameras"], 2);
+    let running = r["cameras_running_s"].as_f64().unwrap();
+    assert!(running > 6.0 && running <= r["duration_s"].as_f64().unwrap(), "{r}");
+    // Paced: each camera reads at most one frame per 100 ms from its start (decoding alone
+    // would read vtest.avi's 795 frames in well under a second), and keeps up loosely.
+    let fin = r["frames_in"].as_f64().unwrap();
+    assert!(fin <= 2.0 * (10.0 * running + 1.0), "read faster than real time: {r}");
+    assert!(fin >= 2.0 * 10.0 * (running - 2.0), "fell far behind real time: {r}");
+    let dropped = r["frames_dropped"].as_f64().unwrap();
+    assert!(r["frames_processed"].as_f64().unwrap() + dropped <= fin, "{r}");
+    // 7 s of 10 fps is 4 snippets a camera; a snippet is scored once 2 more (the lookahead) arrived.
+    assert!(r["score_latency_ms"]["count"].as_u64().unwrap() >= 2, "{r}");
+    for key in ["ready", "quarter", "end", "peak"] {
+        assert!(r["rss_mb"][key].as_f64().unwrap() > 0.0, "rss_mb.{key}: {r}");
+    }
+}

@@ -95,8 +95,11 @@ pub fn bench_cameras(args: &BenchCamerasArgs) -> anyhow::Result<()> {
     let m = ModelDir::load(&daemon::model_dir(&cfg))?;
     cfg.apply_model_alert(m.manifest.alert, std::path::Path::new("<bench-cameras>"))?;
     let ready_rss = Arc::new(AtomicU64::new(0));
-    let r = Arc::clone(&ready_rss);
+    // When the daemon turned ready (model loaded and run once): cameras start from here.
+    let ready_at = Arc::new(std::sync::OnceLock::<std::time::Instant>::new());
+    let (r, at) = (Arc::clone(&ready_rss), Arc::clone(&ready_at));
     let on_ready: Arc<dyn Fn(std::net::SocketAddr) + Send + Sync> = Arc::new(move |_| {
+        let _ = at.set(std::time::Instant::now());
         r.store((super::bench::rss_mb().unwrap_or(0.0) * 1000.0) as u64, Ordering::Relaxed);
     });
     // RSS a quarter of the way in and at the end, for growth.
@@ -108,6 +111,8 @@ pub fn bench_cameras(args: &BenchCamerasArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let summary = daemon::run(cfg, RunOptions { duration: Some(args.duration), stop: None, on_ready: Some(on_ready) })?;
     let wall = started.elapsed().as_secs_f64();
+    // The cameras ran from readiness to the stop: model loading and warm-up are not camera time.
+    let camera_s = ready_at.get().map_or(wall, |t| t.elapsed().as_secs_f64());
     let end_rss = super::bench::rss_mb().unwrap_or(0.0);
     let quarter_rss = sampler.join().unwrap_or(0.0);
     let _ = std::fs::remove_dir_all(&rec_dir);
@@ -121,15 +126,17 @@ pub fn bench_cameras(args: &BenchCamerasArgs) -> anyhow::Result<()> {
     }
     let ready = ready_rss.load(Ordering::Relaxed) as f64 / 1000.0;
     // A file paced in real time that decodes too slowly falls behind instead of dropping: the
-    // share of the frames a real camera would have sent that were read says whether it kept up.
+    // share of the frames a real camera would have sent since the daemon turned ready that were
+    // read says whether it kept up (each camera still opens its file after that).
     let fps = crate::source::OpenCvSource::open_file(&args.video).map(|s| s.info().fps).unwrap_or(0.0);
-    let expected = fps * wall * args.cameras as f64;
+    let expected = fps * camera_s * args.cameras as f64;
     let kept_up = if expected > 0.0 { fin as f64 / expected } else { 0.0 };
     let n = args.cameras as f64;
     let report = serde_json::json!({
         "video": args.video.display().to_string(),
         "cameras": args.cameras,
         "duration_s": wall,
+        "cameras_running_s": camera_s,
         "workers": args.workers,
         "decoder": args.decoder,
         "recording": !args.no_recording,

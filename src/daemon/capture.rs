@@ -152,6 +152,34 @@ pub struct Capture {
     /// Decode with FFmpeg to I420 ([`CameraConfig::reads_yuv`]) rather than with OpenCV to BGR.
     pub yuv: bool,
     pub work: FrameWork,
+    /// Frames dropped since the last warning about them.
+    pub drops: DropLog,
+}
+
+/// Shortest time between two warnings about one camera's dropped frames.
+const DROP_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// A camera's dropped frames, told to the log at most once per [`DROP_LOG_INTERVAL`]: an
+/// operator learns that processing fell behind (and when) without a line per frame.
+#[derive(Debug, Default)]
+pub struct DropLog {
+    /// When the last warning was written (None: never) and the frames dropped since.
+    last: std::cell::Cell<Option<Instant>>,
+    pending: std::cell::Cell<u64>,
+}
+
+impl DropLog {
+    /// Counts one dropped frame; returns the count to report when a warning is due.
+    fn dropped(&self, now: Instant) -> Option<u64> {
+        let n = self.pending.get() + 1;
+        if self.last.get().is_some_and(|t| now.duration_since(t) < DROP_LOG_INTERVAL) {
+            self.pending.set(n);
+            return None;
+        }
+        self.last.set(Some(now));
+        self.pending.set(0);
+        Some(n)
+    }
 }
 
 impl Capture {
@@ -202,6 +230,13 @@ impl Capture {
                     item = back;
                     if let Ok(Feed::Frame(_)) = rx.try_recv() {
                         self.counters.frames_dropped.fetch_add(1, Ordering::Relaxed);
+                        if let Some(n) = self.drops.dropped(Instant::now()) {
+                            tracing::warn!(
+                                camera = %self.cam.id,
+                                "{n} frame(s) dropped since the last warning: processing is behind the camera \
+                                 (the oldest queued frames are dropped, the newest kept)"
+                            );
+                        }
                     }
                 }
             }
@@ -348,6 +383,7 @@ mod tests {
             stop: Arc::default(),
             yuv: false,
             work: FrameWork::new(grey_recipe(1), None),
+            drops: DropLog::default(),
         };
         (cap, counters)
     }
@@ -450,6 +486,17 @@ mod tests {
         }
         assert_eq!(indices(&rx), vec![7, 8, 9], "the newest frames are kept");
         assert_eq!(counters.frames_dropped.load(Ordering::Relaxed), 7);
+    }
+
+    #[test]
+    fn dropped_frames_are_logged_at_most_once_per_interval_with_their_count() {
+        let log = DropLog::default();
+        let t0 = Instant::now();
+        assert_eq!(log.dropped(t0), Some(1), "the first drop is told at once");
+        assert_eq!(log.dropped(t0 + Duration::from_secs(1)), None);
+        assert_eq!(log.dropped(t0 + Duration::from_secs(9)), None);
+        assert_eq!(log.dropped(t0 + DROP_LOG_INTERVAL), Some(3), "the two held back and this one");
+        assert_eq!(log.dropped(t0 + DROP_LOG_INTERVAL + Duration::from_secs(1)), None);
     }
 
     #[test]

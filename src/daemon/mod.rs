@@ -151,6 +151,7 @@ pub fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<RunSummary> {
             stop: Arc::clone(&stop),
             yuv: yuv[i],
             work: capture::FrameWork::new(recipe.clone(), preroll),
+            drops: capture::DropLog::default(),
         };
         let rx2 = feed_rx.clone();
         std::thread::Builder::new().name(format!("cap-{}", cam.id)).spawn(move || cap.run(feed_tx, rx2))?;
