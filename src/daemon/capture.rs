@@ -258,6 +258,10 @@ impl Capture {
         // Files: media time of the next loop's first frame.
         let mut offset_ms = 0.0;
         let mut last_pts_ms = 0.0f64;
+        // Paced files: when the first frame of this run of loops was due and the frames read since,
+        // so a loop's first frame is due one frame after the previous loop's last (reopening the
+        // file must not read it early: a frame too many per loop, 0.1% over 10 minutes of vtest).
+        let mut clock: Option<(Instant, u64)> = None;
         while !self.stop.load(Ordering::Relaxed) {
             let mut src = match open(cam, self.yuv, &buffers) {
                 Ok(s) => s,
@@ -274,8 +278,8 @@ impl Capture {
                 }
             };
             let fps = src.info().frame_rate();
-            let started = Instant::now();
-            let mut n = 0u64;
+            let (started, mut n) = clock.take().unwrap_or_else(|| (Instant::now(), 0));
+            let mut frames_read = 0u64;
             let mut damaged = 0u64;
             let ended_cleanly = loop {
                 if self.stop.load(Ordering::Relaxed) {
@@ -306,6 +310,7 @@ impl Capture {
                         f.index = index;
                         index += 1;
                         n += 1;
+                        frames_read += 1;
                         self.counters.frames_in.fetch_add(1, Ordering::Relaxed);
                         self.metrics.observe_since(Stage::Decode, f.captured);
                         let c = self.work.process(cam, &mut f, &self.metrics);
@@ -327,6 +332,7 @@ impl Capture {
                 break;
             }
             if is_file && ended_cleanly {
+                clock = Some((started, n));
                 if !cam.loop_ {
                     tracing::info!(camera = %cam.id, frames = index, "file ended");
                     break;
@@ -344,7 +350,7 @@ impl Capture {
             let delay = cam.reconnect.delay(attempt);
             attempt = attempt.saturating_add(1);
             self.counters.reconnects.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(camera = %cam.id, "stream lost after {n} frames; reconnecting in {delay:.1?}");
+            tracing::warn!(camera = %cam.id, "stream lost after {frames_read} frames; reconnecting in {delay:.1?}");
             if !self.sleep(delay) {
                 break;
             }
@@ -497,6 +503,42 @@ mod tests {
         assert_eq!(log.dropped(t0 + Duration::from_secs(9)), None);
         assert_eq!(log.dropped(t0 + DROP_LOG_INTERVAL), Some(3), "the two held back and this one");
         assert_eq!(log.dropped(t0 + DROP_LOG_INTERVAL + Duration::from_secs(1)), None);
+    }
+
+    #[test]
+    fn a_looping_realtime_file_keeps_its_frame_rate_across_loops() {
+        use opencv::core::{Mat, Scalar, Size, CV_8UC3};
+        use opencv::prelude::*;
+        // Five frames at 50 fps: a loop is 100 ms, and reopening the file at each loop's end
+        // must not read the next loop's first frame early (it did: 93 frames in 1.5 s, where 76 were due).
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("five.avi");
+        let fourcc = opencv::videoio::VideoWriter::fourcc('M', 'J', 'P', 'G').unwrap();
+        let mut w =
+            opencv::videoio::VideoWriter::new(path.to_str().unwrap(), fourcc, 50.0, Size::new(256, 192), true).unwrap();
+        for i in 0..5 {
+            let m = Mat::new_rows_cols_with_default(192, 256, CV_8UC3, Scalar::all(f64::from(40 * i))).unwrap();
+            w.write(&m).unwrap();
+        }
+        w.release().unwrap();
+        let (mut cap, counters) = capture("realtime");
+        cap.cam = Config::from_str(&format!("[[cameras]]\nid = \"c\"\nsource = {path:?}\nloop = true\n"), "t.toml")
+            .unwrap()
+            .cameras[0]
+            .clone();
+        let stop = Arc::clone(&cap.stop);
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let started = Instant::now();
+        let t = std::thread::spawn(move || cap.run(tx, crossbeam_channel::never()));
+        std::thread::sleep(Duration::from_millis(1500));
+        stop.store(true, Ordering::Relaxed);
+        t.join().unwrap();
+        let elapsed = started.elapsed().as_secs_f64();
+        let frames = indices(&rx).len() as f64;
+        assert_eq!(frames, counters.frames_in.load(Ordering::Relaxed) as f64);
+        // Never faster than the clip's rate (a busy machine may make it slower, not faster).
+        assert!(frames <= 50.0 * elapsed + 1.0, "{frames} frames in {elapsed:.3} s: faster than 50 fps");
+        assert!(frames >= 5.0 * 3.0, "{frames} frames in {elapsed:.3} s: not even three loops");
     }
 
     #[test]
