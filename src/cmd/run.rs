@@ -69,7 +69,6 @@ pub fn check(args: &CheckConfigArgs) -> anyhow::Result<()> {
 /// `vigil bench-cameras`: the daemon itself on N real-time copies of one video.
 pub fn bench_cameras(args: &BenchCamerasArgs) -> anyhow::Result<()> {
     use crate::stats::Samples;
-    use std::sync::atomic::{AtomicU64, Ordering};
     if args.cameras == 0 {
         anyhow::bail!("--cameras must be at least 1");
     }
@@ -94,13 +93,12 @@ pub fn bench_cameras(args: &BenchCamerasArgs) -> anyhow::Result<()> {
     let mut cfg = Config::from_str(&text, "<bench-cameras>")?;
     let m = ModelDir::load(&daemon::model_dir(&cfg))?;
     cfg.apply_model_alert(m.manifest.alert, std::path::Path::new("<bench-cameras>"))?;
-    let ready_rss = Arc::new(AtomicU64::new(0));
-    // When the daemon turned ready (model loaded and run once): cameras start from here.
-    let ready_at = Arc::new(std::sync::OnceLock::<std::time::Instant>::new());
-    let (r, at) = (Arc::clone(&ready_rss), Arc::clone(&ready_at));
+    // When the daemon turned ready (model loaded and run once; cameras start from here) and its
+    // RSS then.
+    let ready = Arc::new(std::sync::OnceLock::<(std::time::Instant, f64)>::new());
+    let r = Arc::clone(&ready);
     let on_ready: Arc<dyn Fn(std::net::SocketAddr) + Send + Sync> = Arc::new(move |_| {
-        let _ = at.set(std::time::Instant::now());
-        r.store((super::bench::rss_mb().unwrap_or(0.0) * 1000.0) as u64, Ordering::Relaxed);
+        let _ = r.set((std::time::Instant::now(), super::bench::rss_mb().unwrap_or(0.0)));
     });
     // RSS a quarter of the way in and at the end, for growth.
     let quarter = args.duration / 4;
@@ -112,7 +110,7 @@ pub fn bench_cameras(args: &BenchCamerasArgs) -> anyhow::Result<()> {
     let summary = daemon::run(cfg, RunOptions { duration: Some(args.duration), stop: None, on_ready: Some(on_ready) })?;
     let wall = started.elapsed().as_secs_f64();
     // The cameras ran from readiness to the stop: model loading and warm-up are not camera time.
-    let camera_s = ready_at.get().map_or(wall, |t| t.elapsed().as_secs_f64());
+    let camera_s = ready.get().map_or(wall, |(t, _)| t.elapsed().as_secs_f64());
     let end_rss = super::bench::rss_mb().unwrap_or(0.0);
     let quarter_rss = sampler.join().unwrap_or(0.0);
     let _ = std::fs::remove_dir_all(&rec_dir);
@@ -124,7 +122,7 @@ pub fn bench_cameras(args: &BenchCamerasArgs) -> anyhow::Result<()> {
         dropped += s.frames_dropped;
         processed += s.frames_processed;
     }
-    let ready = ready_rss.load(Ordering::Relaxed) as f64 / 1000.0;
+    let ready = ready.get().map_or(0.0, |&(_, rss)| rss);
     // A file paced in real time that decodes too slowly falls behind instead of dropping: the
     // share of the frames a real camera would have sent since the daemon turned ready that were
     // read says whether it kept up (each camera still opens its file after that).
