@@ -351,6 +351,24 @@ pub enum LossArg {
     Paper,
 }
 
+/// How `vigil train` handles videos shorter than its 32 segments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ShortVideosArg {
+    /// The reference: resample to 32 segments, repeating snippets.
+    Stretch,
+    /// Zero-pad to 32 and mask the padding, so training sees each video at its own length.
+    Pad,
+}
+
+impl From<ShortVideosArg> for crate::train::data::ShortVideos {
+    fn from(a: ShortVideosArg) -> Self {
+        match a {
+            ShortVideosArg::Stretch => Self::Stretch,
+            ShortVideosArg::Pad => Self::Pad,
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct TrainArgs {
     /// Training list of feature files ([T, crops, D] .npy), labelled by a `,0`/`,1` column,
@@ -425,6 +443,14 @@ pub struct TrainArgs {
     /// code; off by default).
     #[arg(long, value_name = "DECAY")]
     pub ema: Option<f64>,
+    /// Videos shorter than 32 snippets: `stretch` resamples them to 32 segments as the
+    /// reference does (each snippet repeated, so the temporal convolutions and the non-local
+    /// block train on a stretched timeline, unlike the one they score); `pad` zero-pads them and
+    /// masks the padding (BatchNorm statistics, non-local average, top-k, sparsity and
+    /// smoothness see each video's own snippets only; top-k takes clamp(3 * T / 32, 1, 3)).
+    /// Not in the reference code.
+    #[arg(long, value_enum, default_value_t = ShortVideosArg::Stretch)]
+    pub short_videos: ShortVideosArg,
     /// Never show the progress bar (it shows only on a terminal anyway).
     #[arg(long)]
     pub no_progress: bool,

@@ -359,4 +359,36 @@ fn small_benchmark_loop_learns_from_video_labels() {
     );
     assert!(auc_trained >= 0.8, "trained ROC AUC {auc_trained} (untrained {auc_untrained})");
     assert!(auc_untrained < 0.8, "untrained ROC AUC {auc_untrained} is already high");
+
+    // The same run with the short videos (all of them: 6-10 snippets) zero-padded and masked
+    // instead of stretched to 32 segments: it must learn as well, and record the choice.
+    let padded = dir.path().join("padded");
+    let o = vigil(&[
+        "train",
+        "--train-list",
+        s(&feats.join("train.list")),
+        "--abnormal",
+        &abnormal,
+        "--out",
+        s(&padded),
+        "--iterations",
+        "200",
+        "--seed",
+        "0",
+        "--short-videos",
+        "pad",
+        "--no-progress",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(padded.join("training.json")).unwrap()).unwrap();
+    assert_eq!(record["options"]["short_videos"], "pad", "{record}");
+    let auc_padded = eval_auc(&test, &gt, &padded);
+    eprintln!("small test split, --short-videos pad: ROC AUC {auc_padded:.4}");
+    assert!(auc_padded >= 0.8, "padded training ROC AUC {auc_padded}");
+    assert_ne!(
+        std::fs::read(padded.join("rtfm.safetensors")).unwrap(),
+        std::fs::read(trained.join("rtfm.safetensors")).unwrap(),
+        "padding changed nothing"
+    );
 }

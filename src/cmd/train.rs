@@ -52,7 +52,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         .into());
     }
     let videos: Vec<_> = feats.into_iter().zip(train_labels.iter().copied()).collect();
-    let set = data::TrainSet::from_videos(&videos);
+    let set = data::TrainSet::from_videos(&videos, args.short_videos.into());
     drop(videos);
 
     let val = match &args.val_list {
@@ -108,6 +108,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         adam: AdamConfig { lr: args.lr, weight_decay: args.weight_decay, ..Default::default() },
         eval_every: args.eval_every,
         ema: args.ema,
+        short_videos: args.short_videos.into(),
     };
     if args.iterations == 0 {
         anyhow::bail!("--iterations must be at least 1");

@@ -7,7 +7,7 @@ mod net;
 mod pickle;
 
 pub use checkpoint::{import_checkpoint, ImportedCheckpoint};
-pub use net::{BatchStats, DropoutMasks, ForwardOutput, Rtfm, ScoreOutput, DROPOUT};
+pub use net::{BatchStats, DropoutMasks, ForwardOutput, PadMask, Rtfm, ScoreOutput, DROPOUT};
 
 use serde::{Deserialize, Serialize};
 

@@ -54,6 +54,48 @@ pub struct DropoutMasks {
     pub fc2: Tensor,
 }
 
+/// Valid lengths of a zero-padded training batch (`vigil train --short-videos pad`): row `n` of
+/// the `[N, T, D]` input holds `len[n]` real snippets followed by padding. The training forward
+/// pass then computes at the valid positions what the network computes on each video alone at
+/// its own length: BatchNorm statistics count valid positions only, the non-local block averages
+/// over a video's own snippets and divides by its own length, and the branch outputs are zeroed
+/// on the padding before `conv_5`, which therefore sees the zeros its own padding supplies at
+/// inference. Built by [`PadMask::new`].
+pub struct PadMask {
+    /// `[N, T, 1]`: 1 at valid positions, 0 on the padding.
+    positions: Tensor,
+    /// `[1, N * T]`: the same, as a row for the BatchNorm sums.
+    row: Tensor,
+    /// Valid positions in the batch.
+    count: usize,
+    /// `[N, 1, 1]`: 1 / len[n].
+    inv_len: Tensor,
+}
+
+impl PadMask {
+    /// `lens[n]` (1..=t) valid snippets in row `n` of an `[N, t, D]` batch.
+    pub fn new(lens: &[usize], t: usize) -> candle_core::Result<Self> {
+        let n = lens.len();
+        if lens.iter().any(|&l| l == 0 || l > t) {
+            candle_core::bail!("valid lengths must be in 1..={t}, got {lens:?}");
+        }
+        let mut m = Vec::with_capacity(n * t);
+        for &l in lens {
+            m.extend((0..t).map(|i| if i < l { 1f32 } else { 0f32 }));
+        }
+        let positions = Tensor::from_vec(m, (n, t, 1), &Device::Cpu)?;
+        let row = positions.reshape((1, n * t))?;
+        let inv: Vec<f32> = lens.iter().map(|&l| 1.0 / l as f32).collect();
+        let inv_len = Tensor::from_vec(inv, (n, 1, 1), &Device::Cpu)?;
+        Ok(PadMask { positions, row, count: lens.iter().sum(), inv_len })
+    }
+
+    /// `[N, T, 1]` mask of the valid positions.
+    pub fn positions(&self) -> &Tensor {
+        &self.positions
+    }
+}
+
 /// Outputs of a batched forward pass (training and inference share it).
 pub struct ForwardOutput {
     /// `[B, T]` scores averaged over crops.
@@ -150,21 +192,32 @@ impl BatchNorm {
     /// NOT updated here: when `stats` is given the batch statistics are pushed to it so the
     /// training loop can update them (without that, a trained model would keep the initial
     /// running statistics, mean 0 and variance 1, and score wrongly at inference).
-    fn forward(&self, x: &Tensor, train: bool, stats: Option<&mut Vec<BatchStats>>) -> candle_core::Result<Tensor> {
+    fn forward(
+        &self,
+        x: &Tensor,
+        train: bool,
+        stats: Option<&mut Vec<BatchStats>>,
+        pad: Option<&PadMask>,
+    ) -> candle_core::Result<Tensor> {
         if train {
             // Column sums and row broadcasts are products with a ones vector: candle reduces
             // over a leading axis (and back-propagates a broadcast) with a slow strided loop,
-            // while a GEMM does the same arithmetic several times faster, in both passes.
+            // while a GEMM does the same arithmetic several times faster, in both passes. With a
+            // padding mask the sums run over the valid positions only (the mask is the row).
             let (n, t, c) = x.dims3()?;
             let rows = n * t;
             let flat = x.reshape((rows, c))?;
             let ones_row = Tensor::ones((1, rows), x.dtype(), x.device())?;
             let ones_col = ones_row.t()?;
-            let mean = (ones_row.matmul(&flat)? / rows as f64)?; // [1, C]
+            let (sum_row, count) = match pad {
+                Some(p) => (p.row.clone(), p.count),
+                None => (ones_row, rows),
+            };
+            let mean = (sum_row.matmul(&flat)? / count as f64)?; // [1, C]
             let centred = (&flat - ones_col.matmul(&mean)?)?;
-            let var = (ones_row.matmul(&centred.sqr()?)? / rows as f64)?;
+            let var = (sum_row.matmul(&centred.sqr()?)? / count as f64)?;
             if let Some(stats) = stats {
-                let count = (n * t) as f64;
+                let count = count as f64;
                 let unbiased = if count > 1.0 { (var.detach() * (count / (count - 1.0)))? } else { var.detach() };
                 stats.push(BatchStats {
                     prefix: self.prefix.clone(),
@@ -436,18 +489,21 @@ impl Rtfm {
     /// uses [`Rtfm::forward_train`] instead).
     pub fn forward(&self, x: &Tensor, train: bool) -> candle_core::Result<ForwardOutput> {
         let dropout = if train { Dropout::Random } else { Dropout::Off };
-        self.forward_impl(x, train, dropout, None)
+        self.forward_impl(x, train, dropout, None, None)
     }
 
     /// A training forward pass with the caller's dropout masks; also returns every BatchNorm
-    /// layer's batch statistics for the running-statistics update.
+    /// layer's batch statistics for the running-statistics update. `pad` marks a zero-padded
+    /// batch (rows of `B * crops`, see [`PadMask`]); outputs on the padding are meaningless
+    /// (features and magnitudes there are 0) and the loss must ignore them.
     pub fn forward_train(
         &self,
         x: &Tensor,
         masks: &DropoutMasks,
+        pad: Option<&PadMask>,
     ) -> candle_core::Result<(ForwardOutput, Vec<BatchStats>)> {
         let mut stats = Vec::with_capacity(5);
-        let out = self.forward_impl(x, true, Dropout::Masks(masks), Some(&mut stats))?;
+        let out = self.forward_impl(x, true, Dropout::Masks(masks), Some(&mut stats), pad)?;
         Ok((out, stats))
     }
 
@@ -457,8 +513,18 @@ impl Rtfm {
         train: bool,
         dropout: Dropout,
         mut stats: Option<&mut Vec<BatchStats>>,
+        pad: Option<&PadMask>,
     ) -> candle_core::Result<ForwardOutput> {
         let (b, crops, t, d) = x.dims4()?;
+        if let Some(p) = pad {
+            if p.positions.dims3()? != (b * crops, t, 1) {
+                candle_core::bail!(
+                    "padding mask {:?} does not fit a batch of {} rows of {t}",
+                    p.positions.dims(),
+                    b * crops
+                );
+            }
+        }
         if d != self.widths.feature_dim {
             candle_core::bail!("input feature dimension {d}, the network expects {}", self.widths.feature_dim);
         }
@@ -466,11 +532,18 @@ impl Rtfm {
         let x = x.reshape((b * crops, t, d))?;
         let mut branches = Vec::with_capacity(4);
         for (conv, bn) in &self.dilated {
-            branches.push(bn.forward(&conv.forward(&x)?.relu()?, train, stats.as_deref_mut())?);
+            branches.push(bn.forward(&conv.forward(&x)?.relu()?, train, stats.as_deref_mut(), pad)?);
         }
-        branches.push(self.non_local(&self.conv4.forward(&x)?.relu()?, train, stats.as_deref_mut())?);
-        let cat = Tensor::cat(&branches, 2)?;
-        let features = (self.bn5.forward(&self.conv5.forward(&cat)?.relu()?, train, stats)? + &x)?;
+        branches.push(self.non_local(&self.conv4.forward(&x)?.relu()?, train, stats.as_deref_mut(), pad)?);
+        let mut cat = Tensor::cat(&branches, 2)?;
+        if let Some(p) = pad {
+            // conv_5 must see zeros beyond a video's end, as its own padding gives at inference.
+            cat = cat.broadcast_mul(&p.positions)?;
+        }
+        let mut features = (self.bn5.forward(&self.conv5.forward(&cat)?.relu()?, train, stats, pad)? + &x)?;
+        if let Some(p) = pad {
+            features = features.broadcast_mul(&p.positions)?;
+        }
         // No epsilon, as the reference: the magnitude is an exact L2 norm.
         let magnitudes = features.sqr()?.sum(2)?.sqrt()?;
 
@@ -488,14 +561,28 @@ impl Rtfm {
 
     /// The non-local block on `h: [N, T, C]`. Without a softmax, (theta^T phi / T) g equals
     /// theta (phi^T g) / T, which costs O(T * NL^2) and never builds the T x T matrix.
-    fn non_local(&self, h: &Tensor, train: bool, stats: Option<&mut Vec<BatchStats>>) -> candle_core::Result<Tensor> {
+    /// With a padding mask, each row sums over its own valid positions and divides by its own
+    /// length.
+    fn non_local(
+        &self,
+        h: &Tensor,
+        train: bool,
+        stats: Option<&mut Vec<BatchStats>>,
+        pad: Option<&PadMask>,
+    ) -> candle_core::Result<Tensor> {
         let t = h.dim(1)?;
         let theta = self.theta.forward(h)?;
         let phi = self.phi.forward(h)?;
-        let g = self.g.forward(h)?;
+        let mut g = self.g.forward(h)?;
+        if let Some(p) = pad {
+            g = g.broadcast_mul(&p.positions)?;
+        }
         let pg = phi.transpose(1, 2)?.contiguous()?.matmul(&g)?; // [N, NL, NL]
-        let y = (theta.matmul(&pg)? / t as f64)?;
-        let wy = self.nl_bn.forward(&self.nl_w.forward(&y)?, train, stats)?;
+        let y = match pad {
+            Some(p) => theta.matmul(&pg)?.broadcast_mul(&p.inv_len)?,
+            None => (theta.matmul(&pg)? / t as f64)?,
+        };
+        let wy = self.nl_bn.forward(&self.nl_w.forward(&y)?, train, stats, pad)?;
         wy + h
     }
 
@@ -664,15 +751,89 @@ mod tests {
             &Device::Cpu,
         )
         .unwrap();
-        let fast = net.non_local(&h, false, None).unwrap();
+        let fast = net.non_local(&h, false, None, None).unwrap();
         let theta = net.theta.forward(&h).unwrap();
         let phi = net.phi.forward(&h).unwrap();
         let g = net.g.forward(&h).unwrap();
         let f = (theta.matmul(&phi.transpose(1, 2).unwrap()).unwrap() / 5.0).unwrap(); // [N, T, T]
         let y = f.matmul(&g).unwrap();
-        let slow = (net.nl_bn.forward(&net.nl_w.forward(&y).unwrap(), false, None).unwrap() + &h).unwrap();
+        let slow = (net.nl_bn.forward(&net.nl_w.forward(&y).unwrap(), false, None, None).unwrap() + &h).unwrap();
         let diff = (fast - slow).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
         assert!(diff < 1e-5, "{diff}");
+    }
+
+    /// Rows `[N, t, D]` of `feats` at `lens[n]` snippets each, zero-padded to `t`.
+    fn padded_rows(lens: &[usize], t: usize, d: usize) -> Tensor {
+        let mut v = Vec::new();
+        for (n, &l) in lens.iter().enumerate() {
+            let f = feats(l, 1, d + n);
+            for i in 0..t {
+                for c in 0..d {
+                    v.push(if i < l { f[[i, 0, c + n]] } else { 0.0 });
+                }
+            }
+        }
+        Tensor::from_vec(v, (lens.len(), 1, t, d), &Device::Cpu).unwrap()
+    }
+
+    fn ones_masks(n: usize, t: usize) -> DropoutMasks {
+        let ones = |h: usize| Tensor::ones((n, t, h), DType::F32, &Device::Cpu).unwrap();
+        DropoutMasks { fc1: ones(SMALL.head[0]), fc2: ones(SMALL.head[1]) }
+    }
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap()
+    }
+
+    #[test]
+    fn padded_training_pass_equals_the_videos_at_their_own_length() {
+        // Two videos of 5 snippets: batched alone at T = 5, and zero-padded to 32 with a mask.
+        // Every output at the valid positions and every BatchNorm statistic must agree.
+        let net = Rtfm::new_random(&SMALL, 5).unwrap();
+        let (t, d) = (5, SMALL.feature_dim);
+        let short = padded_rows(&[t, t], t, d);
+        let long = padded_rows(&[t, t], 32, d);
+        let (a, stats_a) = net.forward_train(&short, &ones_masks(2, t), None).unwrap();
+        let pad = PadMask::new(&[t, t], 32).unwrap();
+        let (b, stats_b) = net.forward_train(&long, &ones_masks(2, 32), Some(&pad)).unwrap();
+        assert!(max_diff(&a.scores, &b.scores.narrow(1, 0, t).unwrap()) < 1e-5);
+        assert!(max_diff(&a.features, &b.features.narrow(1, 0, t).unwrap()) < 1e-4);
+        assert_eq!(stats_a.len(), stats_b.len());
+        for (x, y) in stats_a.iter().zip(&stats_b) {
+            assert_eq!(x.prefix, y.prefix);
+            assert!(max_diff(&x.mean, &y.mean) < 1e-4, "{} mean", x.prefix);
+            assert!(max_diff(&x.var, &y.var) < 1e-3, "{} var", x.prefix);
+        }
+        // Padding carries no magnitude (the loss never picks it).
+        let tail = b.magnitudes.narrow(1, t, 32 - t).unwrap().abs().unwrap().max_all().unwrap();
+        assert_eq!(tail.to_scalar::<f32>().unwrap(), 0.0);
+        // Without the mask the padded pass differs (the test can fail).
+        let (c, _) = net.forward_train(&long, &ones_masks(2, 32), None).unwrap();
+        assert!(max_diff(&a.scores, &c.scores.narrow(1, 0, t).unwrap()) > 1e-3);
+    }
+
+    #[test]
+    fn padded_non_local_averages_each_row_over_its_own_length() {
+        // Rows of 3 and 7 valid positions in one padded batch against each row alone.
+        let net = Rtfm::new_random(&SMALL, 8).unwrap();
+        let c = SMALL.temporal_width;
+        let row = |l: usize, k: usize| -> Vec<f32> { (0..l * c).map(|i| ((i + 5 * k) as f32 * 0.3).cos()).collect() };
+        let mut v = Vec::new();
+        for (k, l) in [3usize, 7].into_iter().enumerate() {
+            v.extend(row(l, k));
+            v.extend(std::iter::repeat_n(0f32, (10 - l) * c));
+        }
+        let h = Tensor::from_vec(v, (2, 10, c), &Device::Cpu).unwrap();
+        let pad = PadMask::new(&[3, 7], 10).unwrap();
+        let both = net.non_local(&h, false, None, Some(&pad)).unwrap();
+        for (k, l) in [3usize, 7].into_iter().enumerate() {
+            let alone = Tensor::from_vec(row(l, k), (1, l, c), &Device::Cpu).unwrap();
+            let want = net.non_local(&alone, false, None, None).unwrap();
+            let got = both.narrow(0, k, 1).unwrap().narrow(1, 0, l).unwrap();
+            assert!(max_diff(&want, &got) < 1e-5, "row {k}");
+        }
+        assert!(PadMask::new(&[0, 3], 10).is_err());
+        assert!(PadMask::new(&[11], 10).is_err());
     }
 
     #[test]
@@ -688,7 +849,7 @@ mod tests {
         };
         let mut stats = Vec::new();
         let xt = Tensor::from_vec(x.clone(), (2, 3, 4), &dev).unwrap();
-        let y = bn.forward(&xt, true, Some(&mut stats)).unwrap();
+        let y = bn.forward(&xt, true, Some(&mut stats), None).unwrap();
         let y = y.flatten_all().unwrap().to_vec1::<f32>().unwrap();
         let (w, b) = ([1.5f32, -0.5, 2.0, 1.0], [0.1f32, 0.2, -0.3, 0.0]);
         let mean_got = stats[0].mean.to_vec1::<f32>().unwrap();

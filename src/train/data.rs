@@ -50,10 +50,39 @@ pub fn resample(feats: ArrayView3<f32>, segments: usize) -> Array3<f32> {
     out
 }
 
-/// One class of the training set, resampled, each video `[crops, SEGMENTS, D]` flattened.
+/// How a training video shorter than [`SEGMENTS`] snippets becomes `SEGMENTS` rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShortVideos {
+    /// The reference: resampled like every video, so each snippet repeats about
+    /// `SEGMENTS / T` times (the network trains on a stretched timeline).
+    #[default]
+    Stretch,
+    /// Its `T` snippets, then zeros; the training pass masks the padding ([`crate::rtfm::PadMask`])
+    /// so the network sees the timeline it scores at inference. Videos of `SEGMENTS` snippets or
+    /// more are resampled as the reference does.
+    Pad,
+}
+
+/// Copies a video `[T, crops, D]` with `T < segments` into `[crops, segments, D]`, zeros after
+/// its `T` snippets.
+pub fn pad(feats: ArrayView3<f32>, segments: usize) -> Array3<f32> {
+    let (t, crops, d) = feats.dim();
+    let mut out = Array3::<f32>::zeros((crops, segments, d));
+    for c in 0..crops {
+        for s in 0..t.min(segments) {
+            out.slice_mut(ndarray::s![c, s, ..]).assign(&feats.slice(ndarray::s![s, c, ..]));
+        }
+    }
+    out
+}
+
+/// One class of the training set, each video `[crops, SEGMENTS, D]` flattened, with the number
+/// of valid segments (`SEGMENTS` unless padded).
 #[derive(Debug, Default)]
 pub struct Videos {
     pub data: Vec<Vec<f32>>,
+    pub lens: Vec<usize>,
 }
 
 impl Videos {
@@ -75,15 +104,23 @@ pub struct TrainSet {
     /// Mean L2 norm of the raw snippet features (all videos, all crops): the scale the default
     /// magnitude margin is derived from.
     pub mean_snippet_norm: f64,
+    /// Whether some video is padded (only with [`ShortVideos::Pad`]).
+    pub padded: bool,
 }
 
 impl TrainSet {
     /// Builds a training set from in-memory videos `[T, crops, D]` (every video the same crops
     /// and D; checked by the caller).
-    pub fn from_videos(videos: &[(Array3<f32>, Label)]) -> Self {
+    pub fn from_videos(videos: &[(Array3<f32>, Label)], short: ShortVideos) -> Self {
         let (crops, dim) = videos.first().map(|(f, _)| (f.dim().1, f.dim().2)).unwrap_or((1, 0));
-        let mut set =
-            TrainSet { normal: Videos::default(), abnormal: Videos::default(), crops, dim, mean_snippet_norm: 0.0 };
+        let mut set = TrainSet {
+            normal: Videos::default(),
+            abnormal: Videos::default(),
+            crops,
+            dim,
+            mean_snippet_norm: 0.0,
+            padded: false,
+        };
         let mut norm_sum = 0.0f64;
         let mut norm_count = 0usize;
         for (f, label) in videos {
@@ -91,11 +128,19 @@ impl TrainSet {
                 norm_sum += row.iter().map(|v| f64::from(*v).powi(2)).sum::<f64>().sqrt();
                 norm_count += 1;
             }
-            let r = resample(f.view(), SEGMENTS).into_raw_vec_and_offset().0;
-            match label {
-                Label::Normal => set.normal.data.push(r),
-                Label::Abnormal => set.abnormal.data.push(r),
-            }
+            let t = f.dim().0;
+            let (r, len) = if short == ShortVideos::Pad && t < SEGMENTS {
+                set.padded = true;
+                (pad(f.view(), SEGMENTS), t)
+            } else {
+                (resample(f.view(), SEGMENTS), SEGMENTS)
+            };
+            let class = match label {
+                Label::Normal => &mut set.normal,
+                Label::Abnormal => &mut set.abnormal,
+            };
+            class.data.push(r.into_raw_vec_and_offset().0);
+            class.lens.push(len);
         }
         set.mean_snippet_norm = if norm_count > 0 { norm_sum / norm_count as f64 } else { 0.0 };
         set
@@ -159,17 +204,20 @@ impl Sampler {
 }
 
 /// Copies the chosen videos (normal first, then abnormal) into one `[2B, crops, SEGMENTS, D]`
-/// buffer.
-pub fn assemble(set: &TrainSet, normal: &[usize], abnormal: &[usize]) -> Vec<f32> {
+/// buffer; also returns each video's valid length, in the same order.
+pub fn assemble(set: &TrainSet, normal: &[usize], abnormal: &[usize]) -> (Vec<f32>, Vec<usize>) {
     let per = set.crops * SEGMENTS * set.dim;
     let mut buf = Vec::with_capacity((normal.len() + abnormal.len()) * per);
+    let mut lens = Vec::with_capacity(normal.len() + abnormal.len());
     for &i in normal {
         buf.extend_from_slice(&set.normal.data[i]);
+        lens.push(set.normal.lens[i]);
     }
     for &i in abnormal {
         buf.extend_from_slice(&set.abnormal.data[i]);
+        lens.push(set.abnormal.lens[i]);
     }
-    buf
+    (buf, lens)
 }
 
 #[cfg(test)]
@@ -189,6 +237,31 @@ mod tests {
         } else {
             b[i] as f32
         }
+    }
+
+    #[test]
+    fn short_videos_pad_keeps_snippets_and_zero_fills() {
+        let v = video(5, 2, 3);
+        let p = pad(v.view(), 32);
+        assert_eq!(p.dim(), (2, 32, 3));
+        for c in 0..2 {
+            for s in 0..5 {
+                assert_eq!(p.slice(ndarray::s![c, s, ..]), v.slice(ndarray::s![s, c, ..]));
+            }
+            assert!(p.slice(ndarray::s![c, 5.., ..]).iter().all(|x| *x == 0.0));
+        }
+        // Pad mode pads only videos under 32 snippets; stretch never pads.
+        let videos = vec![(video(5, 1, 3), Label::Normal), (video(40, 1, 3), Label::Abnormal)];
+        let set = TrainSet::from_videos(&videos, ShortVideos::Pad);
+        assert!(set.padded);
+        assert_eq!((set.normal.lens.clone(), set.abnormal.lens.clone()), (vec![5], vec![32]));
+        assert_eq!(set.abnormal.data[0], resample(videos[1].0.view(), 32).into_raw_vec_and_offset().0);
+        let (buf, lens) = assemble(&set, &[0], &[0]);
+        assert_eq!((buf.len(), lens), (2 * 32 * 3, vec![5, 32]));
+        let set = TrainSet::from_videos(&videos, ShortVideos::Stretch);
+        assert!(!set.padded);
+        assert_eq!(set.normal.lens, vec![32]);
+        assert_eq!(set.normal.data[0], resample(videos[0].0.view(), 32).into_raw_vec_and_offset().0);
     }
 
     #[test]

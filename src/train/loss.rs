@@ -115,6 +115,24 @@ pub fn topk_indices(values: &[f32], mask: &[f32], t: usize, k: usize) -> Vec<u32
     out
 }
 
+/// The top-k of each padded video (`vigil train --short-videos pad`): row `r` of `[rows, t]`
+/// holds `lens[r]` valid entries; the `k_r = clamp(k * lens[r] / t, 1, k)` largest of
+/// `values * mask` among them are chosen (ties to the lower index), so a video of 32 snippets
+/// keeps the reference's k and a short one selects as large a share of itself as the
+/// reference's 3 of 32 stretched segments do. Returns each row's indices.
+pub fn topk_valid(values: &[f32], mask: &[f32], t: usize, lens: &[usize], k: usize) -> Vec<Vec<u32>> {
+    let mut out = Vec::with_capacity(lens.len());
+    for (r, &len) in lens.iter().enumerate() {
+        let len = len.clamp(1, t);
+        let kr = (k * len / t).clamp(1, k.max(1));
+        let v: Vec<f32> = (0..len).map(|i| values[r * t + i] * mask[r * t + i]).collect();
+        let mut order: Vec<usize> = (0..len).collect();
+        order.sort_by(|&a, &b| v[b].total_cmp(&v[a]));
+        out.push((0..kr).map(|j| order[j % len] as u32).collect());
+    }
+    out
+}
+
 /// Smallest probability the log sees in [`bce`].
 const BCE_EPS: f32 = 1e-12;
 
@@ -172,14 +190,19 @@ pub fn smoothness_term(abnormal_scores: &Tensor) -> candle_core::Result<Tensor> 
 
 /// The whole objective for one forward pass over `[2B, crops, T, D]` (normal first).
 /// `scores: [2B, T]`, `magnitudes: [2B * crops, T]`, `features: [2B * crops, T, D]`.
+/// `lens`: each video's valid length when the batch is zero-padded (see [`rtfm_loss_padded`]).
 pub fn rtfm_loss(
     cfg: &LossConfig,
     scores: &Tensor,
     magnitudes: &Tensor,
     features: &Tensor,
     crops: usize,
+    lens: Option<&[usize]>,
     rng: &mut Rng,
 ) -> candle_core::Result<LossTerms> {
+    if let Some(lens) = lens {
+        return rtfm_loss_padded(cfg, scores, magnitudes, features, crops, lens, rng);
+    }
     let (videos, t) = scores.dims2()?;
     let b = videos / 2;
     let d = features.dim(2)?;
@@ -225,6 +248,17 @@ pub fn rtfm_loss(
     let sparse = sparsity_term(cfg.kind, &abnormal_scores)?;
     let smooth = smoothness_term(&abnormal_scores)?;
 
+    combine(cfg, cls, mag, sparse, smooth)
+}
+
+/// Weights the four terms and sums them.
+fn combine(
+    cfg: &LossConfig,
+    cls: Tensor,
+    mag: Tensor,
+    sparse: Tensor,
+    smooth: Tensor,
+) -> candle_core::Result<LossTerms> {
     let mag_w = (mag * f64::from(cfg.alpha))?;
     let sparse_w = (sparse * f64::from(cfg.sparsity))?;
     let smooth_w = (smooth * f64::from(cfg.smoothness))?;
@@ -237,6 +271,67 @@ pub fn rtfm_loss(
         smoothness: smooth_w.to_scalar::<f32>()?,
     };
     Ok(LossTerms { total, values })
+}
+
+/// [`rtfm_loss`] on a zero-padded batch: video `v` holds `lens[v]` valid snippets. The same
+/// terms, each restricted to valid snippets: the top-k of [`topk_valid`] (the selection's
+/// dropout mask drawn as in the reference), sparsity over valid abnormal scores, smoothness
+/// over neighbours inside each video (the reference's flattened vector would pair a video's
+/// last snippet with padding).
+pub fn rtfm_loss_padded(
+    cfg: &LossConfig,
+    scores: &Tensor,
+    magnitudes: &Tensor,
+    features: &Tensor,
+    crops: usize,
+    lens: &[usize],
+    rng: &mut Rng,
+) -> candle_core::Result<LossTerms> {
+    let (videos, t) = scores.dims2()?;
+    if lens.len() != videos {
+        candle_core::bail!("{} valid lengths for {videos} videos", lens.len());
+    }
+    let b = videos / 2;
+    let dev = Device::Cpu;
+    let mags = magnitudes.detach().reshape((videos, crops, t))?.mean(1)?.flatten_all()?.to_vec1::<f32>()?;
+    let mask = rng.dropout_ones(videos * t, cfg.select_dropout);
+    let chosen = topk_valid(&mags, &mask, t, lens, cfg.k);
+    // Selection as weights: 1 / k_v at the chosen snippets of video v, so the mean over the
+    // chosen ones is a weighted sum whatever k_v is.
+    let mut w = vec![0f32; videos * t];
+    for (v, idx) in chosen.iter().enumerate() {
+        for &i in idx {
+            w[v * t + i as usize] += 1.0 / idx.len() as f32;
+        }
+    }
+    let w = Tensor::from_vec(w, (videos, t), &dev)?;
+    let top_scores = scores.mul(&w)?.sum(1)?; // [2B]
+    let mut labels = vec![0f32; b];
+    labels.extend(std::iter::repeat_n(1f32, videos - b));
+    let labels = Tensor::from_vec(labels, videos, &dev)?;
+    let cls = bce(&top_scores, &labels)?;
+
+    // Mean chosen feature per crop: [2B * crops, 1, T] x [2B * crops, T, D].
+    let wc = w.unsqueeze(1)?.repeat((1, crops, 1))?.reshape((videos * crops, 1, t))?;
+    let norms = wc.matmul(features)?.squeeze(1)?.sqr()?.sum(1)?.sqrt()?; // [2B * crops]
+    let half = b * crops;
+    let mag = magnitude_term(cfg.kind, &norms.narrow(0, 0, half)?, &norms.narrow(0, half, half)?, cfg.margin)?;
+
+    let valid: Vec<f32> =
+        lens[b..].iter().flat_map(|&l| (0..t).map(move |i| if i < l { 1f32 } else { 0f32 })).collect();
+    let valid = Tensor::from_vec(valid, (videos - b, t), &dev)?;
+    let abnormal_scores = scores.narrow(0, b, videos - b)?.mul(&valid)?;
+    let sparse = sparsity_term(cfg.kind, &abnormal_scores)?;
+    let smooth = if t < 2 {
+        Tensor::zeros((), DType::F32, &dev)?
+    } else {
+        let pairs: Vec<f32> =
+            lens[b..].iter().flat_map(|&l| (0..t - 1).map(move |i| if i + 1 < l { 1f32 } else { 0f32 })).collect();
+        let pairs = Tensor::from_vec(pairs, (videos - b, t - 1), &dev)?;
+        let d = (abnormal_scores.narrow(1, 1, t - 1)? - abnormal_scores.narrow(1, 0, t - 1)?)?;
+        d.sqr()?.mul(&pairs)?.sum_all()?
+    };
+    combine(cfg, cls, mag, sparse, smooth)
 }
 
 #[cfg(test)]
@@ -260,6 +355,21 @@ mod tests {
         let mask = [1.0, 0.0, 1.0, 0.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0];
         assert_eq!(topk_indices(&v, &mask, 5, 3)[..3], [2, 4, 0]);
         assert_eq!(topk_indices(&[2.0, 1.0], &[1.0, 1.0], 2, 3), vec![0, 1, 0]);
+    }
+
+    #[test]
+    fn topk_valid_skips_padding_and_scales_k() {
+        let v = [
+            1.0, 5.0, 3.0, 4.0, 99.0, 99.0, /* */ 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, /* */ 7.0, 99.0, 99.0, 99.0,
+            99.0, 99.0,
+        ];
+        let ones = [1.0; 18];
+        // k = 3 of 6: 4 valid -> k = 2 (the padding's 99s never chosen); 6 valid -> 3, ties to
+        // the lower index; 1 valid -> at least 1.
+        assert_eq!(topk_valid(&v, &ones, 6, &[4, 6, 1], 3), vec![vec![1, 3], vec![0, 1, 2], vec![0]]);
+        let mut mask = ones;
+        mask[1] = 0.0;
+        assert_eq!(topk_valid(&v, &mask, 6, &[4, 6, 1], 3)[0], vec![3, 2]);
     }
 
     #[test]
@@ -317,7 +427,7 @@ mod tests {
         let features = Tensor::from_vec(feats, (2, 4, 2), &Device::Cpu).unwrap();
         let mags = features.sqr().unwrap().sum(2).unwrap().sqrt().unwrap();
         let mut rng = Rng::new(0);
-        let l = rtfm_loss(&cfg, &scores, &mags, &features, 1, &mut rng).unwrap();
+        let l = rtfm_loss(&cfg, &scores, &mags, &features, 1, None, &mut rng).unwrap();
         // normal: mean score of snippets 3, 2 = 0.35; abnormal: snippets 1, 0 -> 0.7.
         let cls = -((1.0f32 - 0.35).ln() + (0.7f32).ln()) / 2.0;
         // normal mean feature of snippets 3, 2: (1.5, 2) norm 2.5; abnormal of 1, 0: (4.5, 6)
@@ -331,5 +441,37 @@ mod tests {
         assert!((v.sparsity - sparse).abs() < 1e-7, "{v:?}");
         assert!((v.smoothness - smooth).abs() < 1e-7, "{v:?}");
         assert!((v.total - (cls + mag + sparse + smooth)).abs() < 1e-6, "{v:?}");
+    }
+
+    #[test]
+    fn padded_objective_ignores_the_padding() {
+        // The batch of `whole_objective_on_a_tiny_batch` padded from 4 to 6 snippets with large
+        // scores and features; k = 3 of 6 gives each 4-snippet video k = 2 as there. Every term
+        // must equal that test's hand-computed value.
+        let cfg = LossConfig { k: 3, margin: 10.0, select_dropout: 0.0, ..LossConfig::reference(10.0) };
+        let scores = Tensor::from_vec(
+            vec![0.1f32, 0.2, 0.3, 0.4, 0.99, 0.99, 0.5, 0.9, 0.7, 0.1, 0.99, 0.99],
+            (2, 6),
+            &Device::Cpu,
+        )
+        .unwrap();
+        let feats: Vec<f32> = vec![
+            1., 0., 0., 2., 3., 0., 0., 4., 50., 50., 50., 50., // normal
+            3., 4., 6., 8., 0., 1., 1., 0., 50., 50., 50., 50., // abnormal
+        ];
+        let features = Tensor::from_vec(feats, (2, 6, 2), &Device::Cpu).unwrap();
+        let mags = features.sqr().unwrap().sum(2).unwrap().sqrt().unwrap();
+        let mut rng = Rng::new(0);
+        let l = rtfm_loss(&cfg, &scores, &mags, &features, 1, Some(&[4, 4]), &mut rng).unwrap();
+        let cls = -((1.0f32 - 0.35).ln() + (0.7f32).ln()) / 2.0;
+        let mag = 25.0 * 1e-4;
+        let sparse = (0.25f32 + 0.81 + 0.49 + 0.01).sqrt() * 8e-3;
+        let smooth = (0.16f32 + 0.04 + 0.36) * 8e-4;
+        let v = l.values;
+        assert!((v.classification - cls).abs() < 1e-6, "{v:?}");
+        assert!((v.magnitude - mag).abs() < 1e-7, "{v:?}");
+        assert!((v.sparsity - sparse).abs() < 1e-7, "{v:?}");
+        assert!((v.smoothness - smooth).abs() < 1e-7, "{v:?}");
+        assert!(rtfm_loss(&cfg, &scores, &mags, &features, 1, Some(&[4]), &mut rng).is_err());
     }
 }

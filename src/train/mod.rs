@@ -16,7 +16,7 @@ pub mod rng;
 
 use crate::eval::metrics::{expand_videos, roc_auc};
 use crate::lists::Label;
-use crate::rtfm::{DropoutMasks, Rtfm, RtfmWidths, DROPOUT};
+use crate::rtfm::{DropoutMasks, PadMask, Rtfm, RtfmWidths, DROPOUT};
 use candle_core::{Device, Tensor};
 use data::{Sampler, TrainSet, SEGMENTS};
 use loss::{LossConfig, LossValues};
@@ -52,6 +52,8 @@ pub struct TrainOptions {
     /// Decay of an exponential moving average of the weights; when set, validation, model
     /// selection and the saved model use the average instead of the raw weights.
     pub ema: Option<f64>,
+    /// How videos shorter than 32 snippets enter a batch (the training set was built with it).
+    pub short_videos: data::ShortVideos,
 }
 
 /// Validation videos (whole, not resampled) and how to judge them.
@@ -215,8 +217,15 @@ pub fn train(
     for it in 1..=opts.iterations {
         let nb = normal.next(&mut batch_rng).to_vec();
         let ab = abnormal.next(&mut batch_rng);
-        let buf = data::assemble(set, &nb, ab);
+        let (buf, lens) = data::assemble(set, &nb, ab);
         let x = Tensor::from_vec(buf, (2 * b, crops, SEGMENTS, set.dim), &Device::Cpu)?;
+        // A padded batch: the mask has one row per video and crop.
+        let pad = if set.padded {
+            let rows: Vec<usize> = lens.iter().flat_map(|&l| std::iter::repeat_n(l, crops)).collect();
+            Some(PadMask::new(&rows, SEGMENTS)?)
+        } else {
+            None
+        };
         let masks = DropoutMasks {
             fc1: Tensor::from_vec(
                 drop_rng.dropout_ones(n_rows * SEGMENTS * h1, DROPOUT),
@@ -229,8 +238,10 @@ pub fn train(
                 &Device::Cpu,
             )?,
         };
-        let (out, stats) = net.forward_train(&x, &masks)?;
-        let terms = loss::rtfm_loss(&opts.loss, &out.scores, &out.magnitudes, &out.features, crops, &mut select_rng)?;
+        let (out, stats) = net.forward_train(&x, &masks, pad.as_ref())?;
+        let lens = pad.as_ref().map(|_| lens.as_slice());
+        let terms =
+            loss::rtfm_loss(&opts.loss, &out.scores, &out.magnitudes, &out.features, crops, lens, &mut select_rng)?;
         if !terms.values.total.is_finite() {
             anyhow::bail!("the loss became {} at iteration {it}", terms.values.total);
         }
@@ -420,7 +431,7 @@ mod tests {
                 (f, label)
             })
             .collect();
-        TrainSet::from_videos(&videos)
+        TrainSet::from_videos(&videos, data::ShortVideos::Stretch)
     }
 
     #[test]
@@ -436,6 +447,7 @@ mod tests {
             adam: AdamConfig::default(),
             eval_every: 5,
             ema: None,
+            short_videos: data::ShortVideos::Stretch,
         };
         let out = train(&widths, &tiny_set(3), None, &opts, &mut |_| Ok(())).unwrap();
         for (name, t) in out.net.named_tensors() {
@@ -461,7 +473,7 @@ mod tests {
             (Array3::from_shape_simple_fn((t, 10, 8), || rng.next_f32() * scale), label)
         };
         let videos: Vec<_> = (0..6).map(|i| make(if i % 2 == 0 { Label::Abnormal } else { Label::Normal })).collect();
-        let set = TrainSet::from_videos(&videos);
+        let set = TrainSet::from_videos(&videos, data::ShortVideos::Stretch);
         assert_eq!((set.crops, set.dim, set.normal.len()), (10, 8, 3));
         assert_eq!(set.normal.data[0].len(), 10 * SEGMENTS * 8);
         let val = Validation {
@@ -477,6 +489,7 @@ mod tests {
             adam: AdamConfig::default(),
             eval_every: 2,
             ema: None,
+            short_videos: data::ShortVideos::Stretch,
         };
         let mut evals = 0;
         let out = train(&widths, &set, Some(&val), &opts, &mut |e| {
@@ -505,6 +518,7 @@ mod tests {
                 adam: AdamConfig::default(),
                 eval_every: 3,
                 ema,
+                short_videos: data::ShortVideos::Stretch,
             };
             let out = train(&widths, &tiny_set(3), None, &opts, &mut |_| Ok(())).unwrap();
             out.net
