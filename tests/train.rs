@@ -323,22 +323,17 @@ fn small_benchmark_loop_learns_from_video_labels() {
 
     let videos = std::fs::read_to_string(bench.join("train.list")).unwrap();
     let abnormal = videos.lines().filter(|l| l.contains("_abn_")).count().to_string();
+    let train_list = feats.join("train.list");
+    // 200 iterations, seed 0, plus `extra` options.
+    let train = |out: &Path, extra: &[&str]| {
+        let mut args = vec!["train", "--train-list", s(&train_list), "--abnormal", &abnormal, "--out", s(out)];
+        args.extend(["--iterations", "200", "--seed", "0", "--no-progress"]);
+        args.extend_from_slice(extra);
+        let o = vigil(&args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
     let trained = dir.path().join("trained");
-    let o = vigil(&[
-        "train",
-        "--train-list",
-        s(&feats.join("train.list")),
-        "--abnormal",
-        &abnormal,
-        "--out",
-        s(&trained),
-        "--iterations",
-        "200",
-        "--seed",
-        "0",
-        "--no-progress",
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    train(&trained, &[]);
     eprintln!("+ train: {:.1} s", t.elapsed().as_secs_f64());
 
     // The untrained control: the trained model directory with random RTFM weights.
@@ -363,23 +358,7 @@ fn small_benchmark_loop_learns_from_video_labels() {
     // The same run with the short videos (all of them: 6-10 snippets) zero-padded and masked
     // instead of stretched to 32 segments: it must learn as well, and record the choice.
     let padded = dir.path().join("padded");
-    let o = vigil(&[
-        "train",
-        "--train-list",
-        s(&feats.join("train.list")),
-        "--abnormal",
-        &abnormal,
-        "--out",
-        s(&padded),
-        "--iterations",
-        "200",
-        "--seed",
-        "0",
-        "--short-videos",
-        "pad",
-        "--no-progress",
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    train(&padded, &["--short-videos", "pad"]);
     let record: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(padded.join("training.json")).unwrap()).unwrap();
     assert_eq!(record["options"]["short_videos"], "pad", "{record}");

@@ -435,12 +435,21 @@ mod tests {
         let mag = 25.0 * 1e-4;
         let sparse = (0.25f32 + 0.81 + 0.49 + 0.01).sqrt() * 8e-3;
         let smooth = (0.16f32 + 0.04 + 0.36) * 8e-4;
+        assert_tiny_batch_terms(&l.values);
         let v = l.values;
+        assert!((v.total - (cls + mag + sparse + smooth)).abs() < 1e-6, "{v:?}");
+    }
+
+    /// The hand-computed terms of `whole_objective_on_a_tiny_batch` (see its comments).
+    fn assert_tiny_batch_terms(v: &LossValues) {
+        let cls = -((1.0f32 - 0.35).ln() + (0.7f32).ln()) / 2.0;
+        let mag = 25.0 * 1e-4;
+        let sparse = (0.25f32 + 0.81 + 0.49 + 0.01).sqrt() * 8e-3;
+        let smooth = (0.16f32 + 0.04 + 0.36) * 8e-4;
         assert!((v.classification - cls).abs() < 1e-6, "{v:?}");
         assert!((v.magnitude - mag).abs() < 1e-7, "{v:?}");
         assert!((v.sparsity - sparse).abs() < 1e-7, "{v:?}");
         assert!((v.smoothness - smooth).abs() < 1e-7, "{v:?}");
-        assert!((v.total - (cls + mag + sparse + smooth)).abs() < 1e-6, "{v:?}");
     }
 
     #[test]
@@ -463,15 +472,7 @@ mod tests {
         let mags = features.sqr().unwrap().sum(2).unwrap().sqrt().unwrap();
         let mut rng = Rng::new(0);
         let l = rtfm_loss(&cfg, &scores, &mags, &features, 1, Some(&[4, 4]), &mut rng).unwrap();
-        let cls = -((1.0f32 - 0.35).ln() + (0.7f32).ln()) / 2.0;
-        let mag = 25.0 * 1e-4;
-        let sparse = (0.25f32 + 0.81 + 0.49 + 0.01).sqrt() * 8e-3;
-        let smooth = (0.16f32 + 0.04 + 0.36) * 8e-4;
-        let v = l.values;
-        assert!((v.classification - cls).abs() < 1e-6, "{v:?}");
-        assert!((v.magnitude - mag).abs() < 1e-7, "{v:?}");
-        assert!((v.sparsity - sparse).abs() < 1e-7, "{v:?}");
-        assert!((v.smoothness - smooth).abs() < 1e-7, "{v:?}");
+        assert_tiny_batch_terms(&l.values);
         assert!(rtfm_loss(&cfg, &scores, &mags, &features, 1, Some(&[4]), &mut rng).is_err());
     }
 }
